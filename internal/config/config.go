@@ -1,0 +1,358 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+)
+
+// OnTimeout says what the gate does when its timeout expires before the
+// pool is ready.
+type OnTimeout int
+
+const (
+	// Fail makes the service fail, so units that Require= it never start:
+	// no Tor and no new persistent storage on a weak CRNG.
+	Fail OnTimeout = iota
+	// Open lets dependents start and records the boot as degraded.
+	Open
+)
+
+func (o OnTimeout) String() string {
+	if o == Open {
+		return "open"
+	}
+	return "fail"
+}
+
+// Config is the gate's effective configuration.
+type Config struct {
+	// Threshold is the entropy_avail, in bits, the gate waits for once
+	// the CRNG is initialized; 0 waits for readiness only.
+	Threshold int
+	// Timeout bounds the wait; 0 means no limit.
+	Timeout time.Duration
+	// OnTimeout is what happens when Timeout expires.
+	OnTimeout OnTimeout
+	// Mode is how the gate waits.
+	Mode pool.WaitMode
+
+	// origin records where each key's value came from, by key name.
+	origin map[string]string
+}
+
+// Default is the configuration without any file: wait actively (the
+// kernel generates jitter entropy, about a second on current kernels) for
+// a full 256-bit pool, for up to two minutes, then fail closed.
+func Default() Config {
+	return Config{Threshold: pool.ModernPoolSize, Timeout: 2 * time.Minute, OnTimeout: Fail, Mode: pool.Active}
+}
+
+// Origin says where a key's value came from: "default", "FILE:LINE" or
+// "kernel command line".
+func (c *Config) Origin(key string) string {
+	if o, ok := c.origin[key]; ok {
+		return o
+	}
+	return "default"
+}
+
+func (c *Config) setOrigin(key, where string) {
+	if c.origin == nil {
+		c.origin = make(map[string]string)
+	}
+	c.origin[key] = where
+}
+
+// ErrInvalidValue, ErrUnknownKey and ErrSyntax classify Problems.
+var (
+	ErrInvalidValue = errors.New("invalid value")
+	ErrUnknownKey   = errors.New("unknown key")
+	ErrSyntax       = errors.New("syntax error")
+)
+
+// Problem is one thing wrong in a configuration source. The value it
+// concerns keeps its previous setting.
+type Problem struct {
+	// Where is "FILE:LINE", "FILE" or "kernel command line".
+	Where string
+	// Key is the key as written, if the problem concerns one.
+	Key string
+	Err error
+	// Warning problems (unknown keys and sections) do not make a
+	// configuration check fail.
+	Warning bool
+}
+
+func (p Problem) Error() string {
+	if p.Key == "" {
+		return fmt.Sprintf("%s: %v", p.Where, p.Err)
+	}
+	return fmt.Sprintf("%s: %s: %v", p.Where, p.Key, p.Err)
+}
+
+func (p Problem) Unwrap() error { return p.Err }
+
+// HasErrors reports whether any problem is more than a warning.
+func HasErrors(problems []Problem) bool {
+	return slices.ContainsFunc(problems, func(p Problem) bool { return !p.Warning })
+}
+
+// setting is one configuration key: its name in a [Gate] section, its
+// kernel command line name, and how to parse and print it.
+type setting struct {
+	name    string
+	cmdline string
+	set     func(c *Config, value string) error
+	get     func(c *Config) string
+}
+
+const gateSection = "Gate"
+
+var settings = []setting{
+	{
+		name: "Threshold", cmdline: "entropy_gate.threshold",
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return fmt.Errorf("%w %q: want a whole number of bits, 0 or more", ErrInvalidValue, v)
+			}
+			c.Threshold = n
+			return nil
+		},
+		get: func(c *Config) string { return strconv.Itoa(c.Threshold) },
+	},
+	{
+		name: "Timeout", cmdline: "entropy_gate.timeout",
+		set: func(c *Config, v string) error {
+			d, err := ParseTimespan(v)
+			if err != nil {
+				return fmt.Errorf("%w %q: %w", ErrInvalidValue, v, err)
+			}
+			c.Timeout = d
+			return nil
+		},
+		get: func(c *Config) string { return FormatTimespan(c.Timeout) },
+	},
+	{
+		name: "OnTimeout", cmdline: "entropy_gate.on_timeout",
+		set: func(c *Config, v string) error {
+			switch v {
+			case "open":
+				c.OnTimeout = Open
+			case "fail":
+				c.OnTimeout = Fail
+			default:
+				return fmt.Errorf(`%w %q: want "open" or "fail"`, ErrInvalidValue, v)
+			}
+			return nil
+		},
+		get: func(c *Config) string { return c.OnTimeout.String() },
+	},
+	{
+		name: "Mode", cmdline: "entropy_gate.mode",
+		set: func(c *Config, v string) error {
+			m, err := pool.ParseWaitMode(v)
+			if err != nil {
+				return fmt.Errorf("%w %w", ErrInvalidValue, err)
+			}
+			c.Mode = m
+			return nil
+		},
+		get: func(c *Config) string { return c.Mode.String() },
+	},
+}
+
+func lookup(match func(setting) bool) (setting, bool) {
+	i := slices.IndexFunc(settings, match)
+	if i < 0 {
+		return setting{}, false
+	}
+	return settings[i], true
+}
+
+// Parse applies the configuration text of the file called name to c.
+func (c *Config) Parse(name, text string) []Problem {
+	var problems []Problem
+	section := ""
+	lines := strings.Split(text, "\n")
+	for i := 0; i < len(lines); i++ {
+		lineNo := i + 1
+		line := strings.TrimSpace(lines[i])
+		// A trailing backslash continues the line, as in unit files.
+		for strings.HasSuffix(line, `\`) && i+1 < len(lines) {
+			i++
+			line = strings.TrimSuffix(line, `\`) + " " + strings.TrimSpace(lines[i])
+		}
+		where := fmt.Sprintf("%s:%d", name, lineNo)
+		switch {
+		case line == "" || line[0] == '#' || line[0] == ';':
+			continue
+		case line[0] == '[':
+			if !strings.HasSuffix(line, "]") {
+				problems = append(problems, Problem{Where: where, Err: fmt.Errorf("%w: unterminated section header %q", ErrSyntax, line)})
+				section = ""
+				continue
+			}
+			section = line[1 : len(line)-1]
+			if section != gateSection {
+				problems = append(problems, Problem{Where: where, Err: fmt.Errorf("%w: section [%s] ignored", ErrUnknownKey, section), Warning: true})
+			}
+			continue
+		}
+		key, value, ok := strings.Cut(line, "=")
+		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+		switch {
+		case !ok || key == "":
+			problems = append(problems, Problem{Where: where, Err: fmt.Errorf("%w: want Key=Value, got %q", ErrSyntax, line)})
+			continue
+		case section == "":
+			problems = append(problems, Problem{Where: where, Key: key, Err: fmt.Errorf("%w: key outside a section", ErrSyntax)})
+			continue
+		case section != gateSection:
+			continue // its section was already reported
+		}
+		s, known := lookup(func(s setting) bool { return s.name == key })
+		if !known {
+			problems = append(problems, Problem{Where: where, Key: key, Err: fmt.Errorf("%w in [%s], ignored", ErrUnknownKey, section), Warning: true})
+			continue
+		}
+		if err := s.set(c, value); err != nil {
+			problems = append(problems, Problem{Where: where, Key: key, Err: fmt.Errorf("%w; keeping %s", err, s.get(c))})
+			continue
+		}
+		c.setOrigin(s.name, where)
+	}
+	return problems
+}
+
+// cmdlineOrigin is the Where of kernel command line settings.
+const cmdlineOrigin = "kernel command line"
+
+// ParseCmdline applies entropy_gate.* parameters from a kernel command
+// line. The last occurrence wins, as for the kernel's own parameters.
+func (c *Config) ParseCmdline(cmdline string) []Problem {
+	var problems []Problem
+	for _, word := range splitCmdline(cmdline) {
+		param, value, _ := strings.Cut(word, "=")
+		if !strings.HasPrefix(param, "entropy_gate.") {
+			continue
+		}
+		s, known := lookup(func(s setting) bool { return s.cmdline == param })
+		if !known {
+			problems = append(problems, Problem{Where: cmdlineOrigin, Key: param, Err: fmt.Errorf("%w, ignored", ErrUnknownKey), Warning: true})
+			continue
+		}
+		if err := s.set(c, value); err != nil {
+			problems = append(problems, Problem{Where: cmdlineOrigin, Key: param, Err: fmt.Errorf("%w; keeping %s", err, s.get(c))})
+			continue
+		}
+		c.setOrigin(s.name, cmdlineOrigin)
+	}
+	return problems
+}
+
+// splitCmdline splits a kernel command line into words, keeping spaces
+// inside double quotes and dropping the quotes, as the kernel does.
+func splitCmdline(s string) []string {
+	var words []string
+	var word strings.Builder
+	inQuotes, inWord := false, false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			inQuotes, inWord = !inQuotes, true
+		case !inQuotes && (r == ' ' || r == '\t' || r == '\n'):
+			if inWord {
+				words = append(words, word.String())
+				word.Reset()
+				inWord = false
+			}
+		default:
+			word.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, word.String())
+	}
+	return words
+}
+
+// Sources names where Load reads configuration. An empty field is skipped.
+type Sources struct {
+	// File is the main configuration file.
+	File string
+	// DropInDir holds *.conf drop-ins applied after File in lexical order.
+	DropInDir string
+	// Cmdline is the file holding the kernel command line.
+	Cmdline string
+}
+
+// DefaultSources are the installed system's configuration sources.
+func DefaultSources() Sources {
+	return Sources{
+		File:      "/etc/entropy-gate/entropy-gate.conf",
+		DropInDir: "/etc/entropy-gate/entropy-gate.conf.d",
+		Cmdline:   "/proc/cmdline",
+	}
+}
+
+// Load reads the defaults, then File, the drop-ins and the kernel command
+// line, each overriding the ones before. Missing files are not problems.
+func Load(src Sources) (Config, []Problem) {
+	c := Default()
+	var problems []Problem
+	readText := func(path string) (string, bool) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				problems = append(problems, Problem{Where: path, Err: err})
+			}
+			return "", false
+		}
+		return string(b), true
+	}
+	if src.File != "" {
+		if text, ok := readText(src.File); ok {
+			problems = append(problems, c.Parse(src.File, text)...)
+		}
+	}
+	if src.DropInDir != "" {
+		// Glob only fails on a malformed pattern, which this one is not.
+		dropIns, _ := filepath.Glob(filepath.Join(src.DropInDir, "*.conf"))
+		slices.Sort(dropIns)
+		for _, path := range dropIns {
+			if text, ok := readText(path); ok {
+				problems = append(problems, c.Parse(path, text)...)
+			}
+		}
+	}
+	if src.Cmdline != "" {
+		if text, ok := readText(src.Cmdline); ok {
+			problems = append(problems, c.ParseCmdline(text)...)
+		}
+	}
+	return c, problems
+}
+
+// WriteEffective prints the configuration as a file would hold it, each
+// key after a comment saying where its value came from (systemd's syntax
+// has no trailing comments).
+func (c *Config) WriteEffective(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[%s]\n", gateSection)
+	for _, s := range settings {
+		fmt.Fprintf(&b, "# from %s\n%s=%s\n", c.Origin(s.name), s.name, s.get(c))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
