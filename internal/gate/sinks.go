@@ -1,0 +1,186 @@
+package gate
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/coreos/go-systemd/v22/journal"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+)
+
+// NotifySink tells systemd about progress through $NOTIFY_SOCKET: STATUS=
+// for `systemctl status`, EXTEND_TIMEOUT_USEC= while waiting so the start
+// timeout never kills a gate that has its own, READY=1 once open. Without
+// $NOTIFY_SOCKET it does nothing.
+type NotifySink struct {
+	// Extend is how long each EXTEND_TIMEOUT_USEC grants. It must be
+	// well above the gate's update interval.
+	Extend time.Duration
+}
+
+// DefaultExtend is NotifySink's default extension: many update intervals,
+// so one late update never lets systemd's start timeout hit.
+const DefaultExtend = 10 * time.Second
+
+// Update implements Sink.
+func (s NotifySink) Update(p Progress) {
+	// SdNotify without NOTIFY_SOCKET is a no-op; with a dead socket the
+	// error is not worth more than the status it carried.
+	daemon.SdNotify(false, s.message(p))
+}
+
+func (s NotifySink) message(p Progress) string {
+	status := "STATUS=" + p.Status()
+	switch p.Phase {
+	case gatestate.Seeding, gatestate.Waiting:
+		extend := s.Extend
+		if extend <= 0 {
+			extend = DefaultExtend
+		}
+		return status + "\nEXTEND_TIMEOUT_USEC=" + strconv.FormatInt(extend.Microseconds(), 10)
+	case gatestate.Open:
+		return "READY=1\n" + status
+	default:
+		return status
+	}
+}
+
+// MessageID marks the journal entry the gate writes when its wait ends,
+// so boot reports can find every past boot's entry.
+const MessageID = "a5a4b28754a34a7395465a3846f60945"
+
+// JournalSink logs the gate's phase changes, and the end of the wait with
+// structured fields (wait time, entropy at start and end, threshold, mode,
+// outcome). It writes to the journal when one runs, else to Logf.
+type JournalSink struct {
+	// Send writes one journal entry; nil means journal.Send when the
+	// journal is running.
+	Send func(message string, priority journal.Priority, fields map[string]string) error
+	// Logf is used when there is no journal.
+	Logf func(format string, args ...any)
+
+	lastPhase gatestate.Phase
+}
+
+// NewJournalSink returns a JournalSink that uses the journal if it is
+// there and logf otherwise.
+func NewJournalSink(logf func(string, ...any)) *JournalSink {
+	s := &JournalSink{Logf: logf}
+	if journal.Enabled() {
+		s.Send = journal.Send
+	}
+	return s
+}
+
+// Update implements Sink.
+func (s *JournalSink) Update(p Progress) {
+	if p.Phase == s.lastPhase {
+		return
+	}
+	s.lastPhase = p.Phase
+	priority := journal.PriInfo
+	var fields map[string]string
+	switch p.Phase {
+	case gatestate.Open, gatestate.TimedOut, gatestate.Stopped:
+		fields = journalFields(p)
+		if p.Outcome != gatestate.Ready {
+			priority = journal.PriWarning
+		}
+		if p.Phase == gatestate.TimedOut {
+			priority = journal.PriErr
+		}
+	}
+	if s.Send != nil && s.Send(p.Status(), priority, fields) == nil {
+		return
+	}
+	if s.Logf != nil {
+		s.Logf("%s", p.Status())
+	}
+}
+
+// journalFields are the structured fields of the end of a wait. They
+// hold counters and names only, never seed material.
+func journalFields(p Progress) map[string]string {
+	return map[string]string{
+		"MESSAGE_ID":                       MessageID,
+		"ENTROPY_GATE_OUTCOME":             string(p.Outcome),
+		"ENTROPY_GATE_STATE":               string(p.Phase),
+		"ENTROPY_GATE_WAIT_USEC":           strconv.FormatInt(p.Waited.Microseconds(), 10),
+		"ENTROPY_GATE_ENTROPY_AVAIL_START": strconv.Itoa(p.EntropyAvailStart),
+		"ENTROPY_GATE_ENTROPY_AVAIL_END":   strconv.Itoa(p.EntropyAvail),
+		"ENTROPY_GATE_THRESHOLD":           strconv.Itoa(p.Threshold),
+		"ENTROPY_GATE_MODE":                p.Mode.String(),
+		"ENTROPY_GATE_SEMANTICS":           p.Semantics.String(),
+		"ENTROPY_GATE_CRNG_INITIALIZED":    strconv.FormatBool(p.CRNGInitialized),
+	}
+}
+
+// TerminalSink keeps one live progress line on a terminal, redrawn in
+// place, and ends it with a newline when the wait is over.
+type TerminalSink struct {
+	W io.Writer
+}
+
+// Update implements Sink.
+func (s TerminalSink) Update(p Progress) {
+	line := "\r\033[K" + p.Status()
+	if p.Phase != gatestate.Seeding && p.Phase != gatestate.Waiting {
+		line += "\n"
+	}
+	io.WriteString(s.W, line)
+}
+
+// StateFileSink keeps the state file current. It rewrites the file only
+// when something a reader acts on changed, not for every tick of the wait
+// clock, so readers that watch the file with inotify wake rarely.
+type StateFileSink struct {
+	Path string
+	// Logf reports the first write error; later ones are dropped.
+	Logf func(format string, args ...any)
+
+	last     gatestate.State
+	reported sync.Once
+}
+
+// Update implements Sink.
+func (s *StateFileSink) Update(p Progress) {
+	st := gatestate.State{
+		Version:           gatestate.Version,
+		Phase:             p.Phase,
+		Outcome:           p.Outcome,
+		Reason:            p.Reason,
+		Mode:              p.Mode.String(),
+		Semantics:         p.Semantics.String(),
+		Threshold:         p.Threshold,
+		EntropyAvailStart: p.EntropyAvailStart,
+		EntropyAvail:      p.EntropyAvail,
+		CRNGInitialized:   p.CRNGInitialized,
+		Started:           p.Started,
+	}
+	if same := s.last; same.Version != 0 && same == withTimes(st, same) {
+		return
+	}
+	st.Updated = p.Started.Add(p.Waited)
+	st.WaitedMS = p.Waited.Milliseconds()
+	if err := gatestate.Write(s.Path, st); err != nil {
+		s.reported.Do(func() {
+			if s.Logf != nil {
+				s.Logf("%v", fmt.Errorf("keep state file: %w", err))
+			}
+		})
+		return
+	}
+	s.last = st
+}
+
+// withTimes copies the wait clock fields of from into st, so comparing
+// the result with from ignores them.
+func withTimes(st, from gatestate.State) gatestate.State {
+	st.Updated, st.WaitedMS = from.Updated, from.WaitedMS
+	return st
+}
