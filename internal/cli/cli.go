@@ -1,0 +1,197 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+)
+
+// Exit codes.
+const (
+	ExitOK       = 0
+	ExitNotReady = 1
+	ExitUsage    = 2
+)
+
+// Version is set at build time.
+var Version = "dev"
+
+// Env is what the command runs against: the real system by default,
+// fixtures and fakes in tests.
+type Env struct {
+	Stdout, Stderr io.Writer
+	// Pool is the kernel RNG.
+	Pool pool.Pool
+	// Sources are the configuration sources; --config replaces File
+	// and DropInDir.
+	Sources config.Sources
+	// StatePath is the gate's state file.
+	StatePath string
+	// Terminal says whether Stdout is a terminal, for live progress.
+	Terminal bool
+	// Notify and Journal enable the service's systemd sinks.
+	Notify, Journal bool
+}
+
+// System is the environment of the installed program.
+func System(stdout, stderr *os.File) Env {
+	return Env{
+		Stdout:    stdout,
+		Stderr:    stderr,
+		Pool:      pool.NewKernel("/proc", "/dev"),
+		Sources:   config.DefaultSources(),
+		StatePath: gatestate.DefaultPath,
+		Terminal:  isTerminal(stdout),
+		Notify:    true,
+		Journal:   true,
+	}
+}
+
+type command struct {
+	name, args, summary string
+	run                 func(ctx context.Context, env Env, args []string) int
+}
+
+func commands() []command {
+	return []command{
+		{"run", "", "run the gate service: seed, wait, report to systemd", runService},
+		{"wait", "[--timeout D] [--threshold N] [--passive]", "wait until the pool is ready; exit 0 ready, 1 timed out", runWait},
+		{"status", "[--json]", "show the pool and gate state; exit 0 ready, 1 not ready", runStatus},
+		{"config", "--check", "check the configuration and print the effective values; exit 2 on errors", runConfig},
+		{"version", "", "print the version", runVersion},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: entropy-gate COMMAND [OPTIONS]\n\n")
+	fmt.Fprintf(w, "Keeps services that need strong randomness waiting until the kernel's\nrandom number generator is initialized.\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %-42s %s\n", c.name, c.args, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun 'entropy-gate COMMAND --help' for a command's options.\n")
+	fmt.Fprintf(w, "Exit codes: 0 ready/success, 1 not ready or timed out, 2 usage or fatal error.\n")
+}
+
+// Run runs the command line args (without the program name) and returns
+// the process exit code.
+func Run(ctx context.Context, args []string, env Env) int {
+	if len(args) == 0 {
+		usage(env.Stderr)
+		return ExitUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(env.Stdout)
+		return ExitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, env, args[1:])
+		}
+	}
+	fmt.Fprintf(env.Stderr, "entropy-gate: unknown command %q\n", args[0])
+	usage(env.Stderr)
+	return ExitUsage
+}
+
+// errHelp means a command printed its help; it exits 0.
+var errHelp = errors.New("help shown")
+
+// parseFlags parses a command's flags. It returns errHelp after printing
+// help, or an error already reported to Stderr.
+func parseFlags(env Env, fs *flag.FlagSet, name, summary string, args []string) error {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(env.Stdout, "Usage: entropy-gate %s [OPTIONS]\n\n%s\n\nOptions:\n", name, summary)
+		fs.SetOutput(env.Stdout)
+		fs.PrintDefaults()
+		return errHelp
+	}
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "entropy-gate %s: %v (see --help)\n", name, err)
+	}
+	return err
+}
+
+func exitFor(err error) int {
+	if errors.Is(err, errHelp) {
+		return ExitOK
+	}
+	return ExitUsage
+}
+
+// configFlag adds --config, which replaces the configuration file and its
+// drop-in directory (FILE.d) for tests and trials.
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", "", "read configuration from `FILE` and FILE.d/*.conf instead of /etc/entropy-gate")
+}
+
+// loadConfig loads the configuration and logs its problems; the defaults
+// apply wherever a value is bad.
+func loadConfig(env Env, configFile string, logger *log.Logger) (config.Config, []config.Problem) {
+	src := env.Sources
+	if configFile != "" {
+		src.File, src.DropInDir = configFile, configFile+".d"
+	}
+	c, problems := config.Load(src)
+	for _, p := range problems {
+		prefix := "error"
+		if p.Warning {
+			prefix = "warning"
+		}
+		logger.Printf("%s: %v", prefix, p)
+	}
+	return c, problems
+}
+
+func newLogger(w io.Writer) *log.Logger { return log.New(w, "", 0) }
+
+func runVersion(_ context.Context, env Env, args []string) int {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	if err := parseFlags(env, fs, "version", "Print the version.", args); err != nil {
+		return exitFor(err)
+	}
+	fmt.Fprintf(env.Stdout, "entropy-gate %s\n", Version)
+	return ExitOK
+}
+
+func runConfig(_ context.Context, env Env, args []string) int {
+	fs := flag.NewFlagSet("config", flag.ContinueOnError)
+	check := fs.Bool("check", false, "check the configuration and print the effective values")
+	file := configFlag(fs)
+	if err := parseFlags(env, fs, "config", "Check the configuration: print each problem on one line and the effective\nconfiguration with where each value came from. Exit 2 on errors.", args); err != nil {
+		return exitFor(err)
+	}
+	if !*check {
+		fmt.Fprintf(env.Stderr, "entropy-gate config: nothing to do: use --check\n")
+		return ExitUsage
+	}
+	c, problems := loadConfig(env, *file, newLogger(env.Stderr))
+	if err := c.WriteEffective(env.Stdout); err != nil {
+		return ExitUsage
+	}
+	if config.HasErrors(problems) {
+		return ExitUsage
+	}
+	return ExitOK
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

@@ -1,0 +1,282 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+)
+
+type testEnv struct {
+	Env
+	stdout, stderr *bytes.Buffer
+	fake           *pool.Fake
+	dir            string
+}
+
+// newTestEnv is a system with a fake modern kernel that is not ready, no
+// configuration files and no state file.
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	dir := t.TempDir()
+	te := &testEnv{
+		stdout: &bytes.Buffer{},
+		stderr: &bytes.Buffer{},
+		fake:   pool.NewFake(pool.State{EntropyAvail: 12, PoolSize: 256, WriteWakeupThreshold: 256, Semantics: pool.Modern, PollMeansReady: true}),
+		dir:    dir,
+	}
+	te.Env = Env{
+		Stdout:    te.stdout,
+		Stderr:    te.stderr,
+		Pool:      te.fake,
+		Sources:   config.Sources{File: filepath.Join(dir, "entropy-gate.conf"), DropInDir: filepath.Join(dir, "entropy-gate.conf.d")},
+		StatePath: filepath.Join(dir, "run", "state.json"),
+	}
+	return te
+}
+
+func (te *testEnv) run(args ...string) int {
+	te.stdout.Reset()
+	te.stderr.Reset()
+	return Run(context.Background(), args, te.Env)
+}
+
+func (te *testEnv) ready() {
+	te.fake.SetEntropyAvail(256)
+	te.fake.SetReady()
+}
+
+func TestStatusJSON(t *testing.T) {
+	te := newTestEnv(t)
+	if code := te.run("status", "--json"); code != ExitNotReady {
+		t.Errorf("exit %d on a kernel that is not ready, want %d", code, ExitNotReady)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(te.stdout.Bytes(), &got); err != nil {
+		t.Fatalf("status --json is not one JSON object: %v\n%s", err, te.stdout)
+	}
+	want := map[string]any{
+		"ready": false, "crng_initialized": false, "entropy_avail": 12.0, "poolsize": 256.0,
+		"threshold": 256.0, "semantics": "modern",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	if g, _ := got["gate"].(map[string]any); g["state"] != "not-run" {
+		t.Errorf("gate = %v, want state not-run", got["gate"])
+	}
+
+	te.ready()
+	if code := te.run("status", "--json"); code != ExitOK {
+		t.Errorf("exit %d on a ready kernel, want 0", code)
+	}
+	var st Status
+	if err := json.Unmarshal(te.stdout.Bytes(), &st); err != nil || !st.Ready || !st.CRNGInitialized {
+		t.Errorf("status = %+v, %v; want ready", st, err)
+	}
+}
+
+func TestStatusThresholdFromConfig(t *testing.T) {
+	te := newTestEnv(t)
+	os.WriteFile(te.Sources.File, []byte("[Gate]\nThreshold=0\n"), 0o644)
+	te.fake.SetReady()
+	if code := te.run("status", "--json"); code != ExitOK {
+		t.Errorf("exit %d: readiness-only threshold with an initialized CRNG must be ready", code)
+	}
+}
+
+func TestStatusReadsGateState(t *testing.T) {
+	te := newTestEnv(t)
+	te.ready()
+	if err := gatestate.Write(te.StatePath, gatestate.State{Phase: gatestate.Open, Outcome: gatestate.Timeout, Reason: "timeout of 5s expired", WaitedMS: 5003}); err != nil {
+		t.Fatal(err)
+	}
+	te.run("status", "--json")
+	var st Status
+	if err := json.Unmarshal(te.stdout.Bytes(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Gate != (Gate{State: "open", WaitedMS: 5003, Outcome: "timed-out", Reason: "timeout of 5s expired"}) {
+		t.Errorf("gate = %+v", st.Gate)
+	}
+	te.run("status")
+	for _, want := range []string{"Ready:            yes", "Gate:             open (timed-out) after 5.003s: timeout of 5s expired"} {
+		if !strings.Contains(te.stdout.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, te.stdout)
+		}
+	}
+}
+
+func TestStatusUnreadableStateIsUnknown(t *testing.T) {
+	te := newTestEnv(t)
+	os.MkdirAll(filepath.Dir(te.StatePath), 0o755)
+	os.WriteFile(te.StatePath, []byte("{garbage"), 0o644)
+	te.run("status", "--json")
+	var st Status
+	json.Unmarshal(te.stdout.Bytes(), &st)
+	if st.Gate.State != "unknown" {
+		t.Errorf("gate state = %q, want unknown", st.Gate.State)
+	}
+	if !strings.Contains(te.stderr.String(), "parse gate state") {
+		t.Errorf("stderr = %q, want the reason", te.stderr)
+	}
+}
+
+func TestWait(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		ready  bool
+		want   int
+		stderr string
+	}{
+		{name: "ready at once", args: []string{"wait", "--timeout", "1s"}, ready: true, want: ExitOK},
+		{name: "times out", args: []string{"wait", "--timeout", "50ms", "--passive"}, want: ExitNotReady},
+		{name: "bad timeout", args: []string{"wait", "--timeout", "soon"}, want: ExitUsage, stderr: `--timeout "soon"`},
+		{name: "negative threshold", args: []string{"wait", "--threshold", "-1"}, want: ExitUsage, stderr: "--threshold"},
+		{name: "unknown flag", args: []string{"wait", "--bogus"}, want: ExitUsage, stderr: "bogus"},
+		{name: "stray argument", args: []string{"wait", "now"}, want: ExitUsage, stderr: `unexpected argument "now"`},
+		{name: "help", args: []string{"wait", "--help"}, want: ExitOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			te := newTestEnv(t)
+			if tt.ready {
+				te.ready()
+			}
+			if got := te.run(tt.args...); got != tt.want {
+				t.Errorf("exit %d, want %d (stderr %q)", got, tt.want, te.stderr)
+			}
+			if !strings.Contains(te.stderr.String(), tt.stderr) {
+				t.Errorf("stderr %q lacks %q", te.stderr, tt.stderr)
+			}
+		})
+	}
+}
+
+func TestWaitOpensWhenKernelTurnsReady(t *testing.T) {
+	te := newTestEnv(t)
+	time.AfterFunc(30*time.Millisecond, te.ready)
+	if code := te.run("wait", "--timeout", "10s"); code != ExitOK {
+		t.Errorf("exit %d, want 0", code)
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	te := newTestEnv(t)
+	bad := filepath.Join(te.dir, "bad.conf")
+	os.WriteFile(bad, []byte("[Gate]\nThreshold=abc\n"), 0o644)
+	if code := te.run("config", "--check", "--config", bad); code != ExitUsage {
+		t.Errorf("exit %d for a bad value, want 2", code)
+	}
+	lines := strings.Split(strings.TrimSpace(te.stderr.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], bad+":2") || !strings.Contains(lines[0], "Threshold") {
+		t.Errorf("stderr = %q, want one line naming %s:2 and Threshold", te.stderr, bad)
+	}
+	if !strings.Contains(te.stdout.String(), "Threshold=256") {
+		t.Errorf("effective config does not show the default in force:\n%s", te.stdout)
+	}
+
+	good := filepath.Join(te.dir, "good.conf")
+	os.WriteFile(good, []byte("[Gate]\nThreshold=128\nFrobnicate=yes\n"), 0o644)
+	if code := te.run("config", "--check", "--config", good); code != ExitOK {
+		t.Errorf("exit %d for a config with only a warning, want 0 (stderr %q)", code, te.stderr)
+	}
+	if !strings.Contains(te.stdout.String(), "# from "+good+":2\nThreshold=128") {
+		t.Errorf("effective config does not say where Threshold came from:\n%s", te.stdout)
+	}
+	if !strings.Contains(te.stderr.String(), "warning:") {
+		t.Errorf("unknown key not warned about: %q", te.stderr)
+	}
+	if code := te.run("config"); code != ExitUsage {
+		t.Errorf("config without --check: exit %d, want 2", code)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	te := newTestEnv(t)
+	if code := te.run(); code != ExitUsage {
+		t.Errorf("no command: exit %d", code)
+	}
+	if code := te.run("frobnicate"); code != ExitUsage || !strings.Contains(te.stderr.String(), `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d, stderr %q", code, te.stderr)
+	}
+	if code := te.run("--help"); code != ExitOK || !strings.Contains(te.stdout.String(), "Exit codes") {
+		t.Errorf("--help: exit %d, stdout %q", code, te.stdout)
+	}
+	for _, c := range commands() {
+		if code := te.run(c.name, "--help"); code != ExitOK || !strings.Contains(te.stdout.String(), "Usage: entropy-gate "+c.name) {
+			t.Errorf("%s --help: exit %d, stdout %q", c.name, code, te.stdout)
+		}
+	}
+	if code := te.run("version"); code != ExitOK || !strings.HasPrefix(te.stdout.String(), "entropy-gate ") {
+		t.Errorf("version: exit %d, stdout %q", code, te.stdout)
+	}
+}
+
+func TestRunService(t *testing.T) {
+	tests := []struct {
+		name        string
+		conf        string
+		turnReady   bool
+		want        int
+		wantPhase   gatestate.Phase
+		wantOutcome gatestate.Outcome
+		wantReady   bool
+	}{
+		{name: "opens when ready", conf: "[Gate]\nTimeout=10s\n", turnReady: true, want: ExitOK, wantPhase: gatestate.Open, wantOutcome: gatestate.Ready, wantReady: true},
+		{name: "timeout fails closed", conf: "[Gate]\nTimeout=50ms\nOnTimeout=fail\n", want: ExitNotReady, wantPhase: gatestate.TimedOut, wantOutcome: gatestate.Timeout},
+		{name: "timeout opens degraded", conf: "[Gate]\nTimeout=50ms\nOnTimeout=open\n", want: ExitOK, wantPhase: gatestate.Open, wantOutcome: gatestate.Timeout, wantReady: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			te := newTestEnv(t)
+			te.Notify = true
+			sock := filepath.Join(te.dir, "notify")
+			conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			t.Setenv("NOTIFY_SOCKET", sock)
+			os.WriteFile(te.Sources.File, []byte(tt.conf), 0o644)
+			if tt.turnReady {
+				time.AfterFunc(30*time.Millisecond, te.ready)
+			}
+			if code := te.run("run"); code != tt.want {
+				t.Errorf("exit %d, want %d (stderr %q)", code, tt.want, te.stderr)
+			}
+			st, err := gatestate.Read(te.StatePath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Phase != tt.wantPhase || st.Outcome != tt.wantOutcome {
+				t.Errorf("state file says %s/%s, want %s/%s", st.Phase, st.Outcome, tt.wantPhase, tt.wantOutcome)
+			}
+			var sawReady bool
+			buf := make([]byte, 4096)
+			for {
+				conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+				n, err := conn.Read(buf)
+				if err != nil {
+					break
+				}
+				sawReady = sawReady || strings.Contains(string(buf[:n]), "READY=1")
+			}
+			if sawReady != tt.wantReady {
+				t.Errorf("READY=1 sent: %v, want %v", sawReady, tt.wantReady)
+			}
+		})
+	}
+}

@@ -1,0 +1,45 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"os/signal"
+	"syscall"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/gate"
+)
+
+func runService(ctx context.Context, env Env, args []string) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	file := configFlag(fs)
+	if err := parseFlags(env, fs, "run", "Run the gate service: load seeds, then wait until the kernel's random number\ngenerator is ready, reporting progress to systemd, the journal and the state\nfile. Exit 0 once open, 1 when it timed out with OnTimeout=fail.", args); err != nil {
+		return exitFor(err)
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	logger := newLogger(env.Stderr)
+	c, _ := loadConfig(env, *file, logger)
+	journal := &gate.JournalSink{Logf: logger.Printf}
+	if env.Journal {
+		journal = gate.NewJournalSink(logger.Printf)
+	}
+	g := &gate.Gate{
+		Pool:   env.Pool,
+		Config: c,
+		Logf:   logger.Printf,
+		Sinks:  []gate.Sink{journal, &gate.StateFileSink{Path: env.StatePath, Logf: logger.Printf}},
+	}
+	if env.Notify {
+		// READY=1 goes out before anything slower hears of the opening.
+		g.Sinks = append([]gate.Sink{gate.NotifySink{}}, g.Sinks...)
+	}
+	if env.Terminal {
+		g.Sinks = append(g.Sinks, gate.TerminalSink{W: env.Stdout})
+	}
+	// Opening degraded by timeout is still opening: dependents may start.
+	if _, err := g.Run(ctx); err != nil {
+		return ExitNotReady
+	}
+	return ExitOK
+}
