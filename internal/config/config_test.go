@@ -331,3 +331,32 @@ func FuzzParseCmdline(f *testing.F) {
 		}
 	})
 }
+
+func TestShippedFileStatesTheDefaults(t *testing.T) {
+	b, err := os.ReadFile("entropy-gate.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Uncommenting every key must change nothing: the file documents
+	// the defaults as they are.
+	text := strings.ReplaceAll(string(b), "\n#", "\n")
+	got := Default()
+	var problems []Problem
+	for _, p := range got.Parse("entropy-gate.conf", text) {
+		if !errors.Is(p, ErrSyntax) { // the prose lines
+			problems = append(problems, p)
+		}
+	}
+	if len(problems) != 0 {
+		t.Errorf("problems: %v", problems)
+	}
+	d := Default()
+	if got.Threshold != d.Threshold || got.Timeout != d.Timeout || got.OnTimeout != d.OnTimeout || got.Mode != d.Mode {
+		t.Errorf("shipped file says %+v, defaults are %+v", got, d)
+	}
+	for _, s := range settings {
+		if got.Origin(s.name) == "default" {
+			t.Errorf("shipped file does not document %s", s.name)
+		}
+	}
+}
