@@ -3,8 +3,6 @@ module gitlab.tails.boum.org/tails/entropy-gate
 go 1.24.0
 
 require (
-	github.com/coreos/go-systemd/v22 v22.7.0 // indirect
-	github.com/esiqveland/notify v0.13.3 // indirect
-	github.com/godbus/dbus/v5 v5.2.4 // indirect
-	golang.org/x/sys v0.41.0 // indirect
+	github.com/coreos/go-systemd/v22 v22.7.0
+	golang.org/x/sys v0.41.0
 )

@@ -9,10 +9,12 @@ import (
 	"log"
 	"os"
 
+	"github.com/coreos/go-systemd/v22/journal"
 	"golang.org/x/sys/unix"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/plymouth"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 )
 
@@ -41,6 +43,8 @@ type Env struct {
 	Terminal bool
 	// Notify and Journal enable the service's systemd sinks.
 	Notify, Journal bool
+	// Splash shows the service's progress at boot; nil shows nothing.
+	Splash plymouth.Sink
 }
 
 // System is the environment of the installed program.
@@ -54,6 +58,7 @@ func System(stdout, stderr *os.File) Env {
 		Terminal:  isTerminal(stdout),
 		Notify:    true,
 		Journal:   true,
+		Splash:    plymouth.NewDisplay(debugf),
 	}
 }
 
@@ -160,6 +165,14 @@ func loadConfig(env Env, configFile string, logger *log.Logger) (config.Config, 
 }
 
 func newLogger(w io.Writer) *log.Logger { return log.New(w, "", 0) }
+
+// debugf logs at debug priority to the journal, and nowhere without one:
+// it is for facts that are normal at boot, such as Plymouth being absent.
+func debugf(format string, args ...any) {
+	if journal.Enabled() {
+		journal.Print(journal.PriDebug, format, args...)
+	}
+}
 
 func runVersion(_ context.Context, env Env, args []string) int {
 	fs := flag.NewFlagSet("version", flag.ContinueOnError)

@@ -5,8 +5,10 @@ import (
 	"flag"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 )
 
 func runService(ctx context.Context, env Env, args []string) int {
@@ -37,9 +39,26 @@ func runService(ctx context.Context, env Env, args []string) int {
 	if env.Terminal {
 		g.Sinks = append(g.Sinks, gate.TerminalSink{W: env.Stdout})
 	}
-	// Opening degraded by timeout is still opening: dependents may start.
-	if _, err := g.Run(ctx); err != nil {
+	if env.Splash != nil {
+		g.Sinks = append(g.Sinks, gate.SplashSink{Display: env.Splash})
+	}
+	p, err := g.Run(ctx)
+	if err != nil {
 		return ExitNotReady
 	}
+	if p.Outcome == gatestate.Timeout && env.Splash != nil {
+		// Dependents are already starting; leave the warning on the
+		// splash long enough to be read, then take it away.
+		select {
+		case <-ctx.Done():
+		case <-time.After(degradedNoticeTime):
+		}
+		env.Splash.Clear()
+	}
+	// Opening degraded by timeout is still opening: dependents may start.
 	return ExitOK
 }
+
+// degradedNoticeTime is how long the splash says the boot continues
+// without enough randomness.
+const degradedNoticeTime = 5 * time.Second

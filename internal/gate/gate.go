@@ -108,11 +108,13 @@ func (g *Gate) refresh(p *Progress) {
 	p.Waited = g.now().Sub(p.Started)
 }
 
-// isOpen is the gate's rule: getrandom says initialized, and the threshold
-// is met where the kernel reports a number to meet.
-func isOpen(p Progress) bool {
-	return p.CRNGInitialized && (p.Threshold == 0 || p.EntropyAvail < 0 || p.EntropyAvail >= p.Threshold)
+// Opens is the gate's rule: getrandom says the CRNG is initialized, and
+// the threshold is met where the kernel reports a number to meet.
+func Opens(crngInitialized bool, entropyAvail, threshold int) bool {
+	return crngInitialized && (threshold == 0 || entropyAvail < 0 || entropyAvail >= threshold)
 }
+
+func isOpen(p Progress) bool { return Opens(p.CRNGInitialized, p.EntropyAvail, p.Threshold) }
 
 // Run seeds, then waits until the gate opens, the timeout expires or ctx
 // is done. It returns the final progress; the error is ErrTimedOut under
@@ -141,7 +143,10 @@ func (g *Gate) Run(ctx context.Context) (Progress, error) {
 	}
 	p.Semantics = state.Semantics
 	p.EntropyAvailStart, p.EntropyAvail = state.EntropyAvail, state.EntropyAvail
-	p.Threshold = g.clampThreshold(p.Threshold, state)
+	if t, clamped := EffectiveThreshold(p.Threshold, state); clamped {
+		g.logf("threshold %d bits is above this kernel's pool size; using %d", p.Threshold, t)
+		p.Threshold = t
+	}
 	if state.EntropyAvail < 0 && p.Threshold > 0 {
 		g.logf("entropy_avail is unknown: the threshold of %d bits cannot be checked, waiting for CRNG readiness only", p.Threshold)
 	}
@@ -208,16 +213,16 @@ func (g *Gate) finish(p Progress, phase gatestate.Phase, outcome gatestate.Outco
 	return p, err
 }
 
-// clampThreshold lowers a threshold the kernel can never reach: on modern
-// kernels entropy_avail stops at 256 bits.
-func (g *Gate) clampThreshold(threshold int, s pool.State) int {
+// EffectiveThreshold lowers a threshold the kernel can never reach to the
+// pool size (on modern kernels entropy_avail stops at 256 bits), and says
+// whether it did.
+func EffectiveThreshold(threshold int, s pool.State) (int, bool) {
 	size := s.PoolSize
 	if s.Semantics == pool.Modern {
 		size = pool.ModernPoolSize
 	}
 	if size > 0 && threshold > size {
-		g.logf("threshold %d bits is above this kernel's pool size; using %d", threshold, size)
-		return size
+		return size, true
 	}
-	return threshold
+	return threshold, false
 }
