@@ -18,7 +18,7 @@ TEST_TIMEOUT ?= 40m
 
 BINARIES := bin/entropy-gate
 
-.PHONY: all build test unit lint fuzz fuzz-short bench run install clean deps
+.PHONY: all build test unit lint fuzz fuzz-short bench run install clean deps pot po mo check-po
 
 all: build
 
@@ -30,7 +30,7 @@ bin/%: FORCE
 FORCE:
 
 # Everything CI runs: packages, lint, every test, a short run of every fuzz target.
-test: deps lint unit fuzz-short
+test: deps lint check-po unit fuzz-short
 
 deps:
 	@.ci/test-deps
@@ -63,10 +63,39 @@ run: bin/entropy-gate
 	bin/entropy-gate wait --timeout 10s
 	@echo "entropy-gate wait: ready"
 
-install: build
+# Translations: po/entropy-gate.pot from the sources (strings marked with
+# G and N), merged into po/LL.po, compiled to build/locale/LL/LC_MESSAGES.
+LINGUAS := $(basename $(notdir $(wildcard po/*.po)))
+GO_SOURCES = $(shell find cmd internal -name '*.go' ! -name '*_test.go' | xargs grep -lE '(tr|i18n)\.[GN]\b' | LC_ALL=C sort)
+
+pot:
+	xgettext --language=C --from-code=UTF-8 --keyword= --keyword=G --keyword=N:1,2 \
+		--add-comments=TRANSLATORS: --package-name=entropy-gate --msgid-bugs-address=https://gitlab.tails.boum.org/tails/entropy-gate/-/issues \
+		--sort-by-file -o po/entropy-gate.pot.new $(GO_SOURCES)
+	@# No creation date, so an unchanged source tree gives an unchanged file.
+	sed -i '/^"POT-Creation-Date:/d' po/entropy-gate.pot.new
+	mv po/entropy-gate.pot.new po/entropy-gate.pot
+
+po: pot
+	for l in $(LINGUAS); do msgmerge --quiet --update --backup=none --no-fuzzy-matching po/$$l.po po/entropy-gate.pot; done
+
+mo:
+	for l in $(LINGUAS); do mkdir -p build/locale/$$l/LC_MESSAGES && \
+		msgfmt --check -o build/locale/$$l/LC_MESSAGES/entropy-gate.mo po/$$l.po; done
+
+# CI: the template is current and every translation compiles.
+check-po:
+	cp po/entropy-gate.pot build/entropy-gate.pot.committed 2>/dev/null || { mkdir -p build && cp po/entropy-gate.pot build/entropy-gate.pot.committed; }
+	$(MAKE) -s pot
+	@diff -u build/entropy-gate.pot.committed po/entropy-gate.pot || { echo "po/entropy-gate.pot is stale: run make po and commit"; exit 1; }
+	for l in $(LINGUAS); do msgfmt --check --statistics -o /dev/null po/$$l.po; done
+
+install: build mo
 	install -D -m 0755 bin/entropy-gate $(DESTDIR)$(SBINDIR)/entropy-gate
 	install -D -m 0644 internal/config/entropy-gate.conf $(DESTDIR)$(SYSCONFDIR)/entropy-gate/entropy-gate.conf
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/entropy-gate/entropy-gate.conf.d
+	for l in $(LINGUAS); do install -D -m 0644 build/locale/$$l/LC_MESSAGES/entropy-gate.mo \
+		$(DESTDIR)$(PREFIX)/share/locale/$$l/LC_MESSAGES/entropy-gate.mo; done
 
 clean:
-	rm -rf bin
+	rm -rf bin build

@@ -8,12 +8,14 @@ import (
 	"io"
 	"log"
 	"os"
+	"strings"
 
 	"github.com/coreos/go-systemd/v22/journal"
 	"golang.org/x/sys/unix"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/plymouth"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 )
@@ -45,6 +47,18 @@ type Env struct {
 	Notify, Journal bool
 	// Splash shows the service's progress at boot; nil shows nothing.
 	Splash plymouth.Sink
+	// Translator is the language of human output; nil means English.
+	Translator *i18n.Translator
+	// LocaleFile is /etc/default/locale, where the service finds the
+	// boot language when its environment has none.
+	LocaleFile string
+}
+
+func (env Env) tr() *i18n.Translator {
+	if env.Translator == nil {
+		return i18n.English
+	}
+	return env.Translator
 }
 
 // System is the environment of the installed program.
@@ -59,6 +73,10 @@ func System(stdout, stderr *os.File) Env {
 		Notify:    true,
 		Journal:   true,
 		Splash:    plymouth.NewDisplay(debugf),
+		// Human output is in the caller's language; the service
+		// replaces it with the boot language (see runService).
+		Translator: i18n.Default(),
+		LocaleFile: "/etc/default/locale",
 	}
 }
 
@@ -67,45 +85,48 @@ type command struct {
 	run                 func(ctx context.Context, env Env, args []string) int
 }
 
-func commands() []command {
+func commands(tr *i18n.Translator) []command {
 	return []command{
-		{"run", "", "run the gate service: seed, wait, report to systemd", runService},
-		{"wait", "[--timeout D] [--threshold N] [--passive]", "wait until the pool is ready; exit 0 ready, 1 timed out", runWait},
-		{"status", "[--json]", "show the pool and gate state; exit 0 ready, 1 not ready", runStatus},
-		{"config", "--check", "check the configuration and print the effective values; exit 2 on errors", runConfig},
-		{"version", "", "print the version", runVersion},
+		{"run", "", tr.G("run the gate service: seed, wait, report to systemd"), runService},
+		{"wait", "[--timeout D] [--threshold N] [--passive]", tr.G("wait until the pool is ready; exit 0 ready, 1 timed out"), runWait},
+		{"status", "[--json]", tr.G("show the pool and gate state; exit 0 ready, 1 not ready"), runStatus},
+		{"config", "--check", tr.G("check the configuration and print the effective values; exit 2 on errors"), runConfig},
+		{"version", "", tr.G("print the version"), runVersion},
 	}
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: entropy-gate COMMAND [OPTIONS]\n\n")
-	fmt.Fprintf(w, "Keeps services that need strong randomness waiting until the kernel's\nrandom number generator is initialized.\n\nCommands:\n")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %-42s %s\n", c.name, c.args, c.summary)
+func usage(w io.Writer, tr *i18n.Translator) {
+	var b strings.Builder
+	b.WriteString(tr.G("Usage: entropy-gate COMMAND [OPTIONS]") + "\n\n")
+	b.WriteString(tr.G("Keeps services that need strong randomness waiting until the kernel's\nrandom number generator is initialized.") + "\n\n")
+	b.WriteString(tr.G("Commands:") + "\n")
+	for _, c := range commands(tr) {
+		fmt.Fprintf(&b, "  %-8s %-42s %s\n", c.name, c.args, c.summary)
 	}
-	fmt.Fprintf(w, "\nRun 'entropy-gate COMMAND --help' for a command's options.\n")
-	fmt.Fprintf(w, "Exit codes: 0 ready/success, 1 not ready or timed out, 2 usage or fatal error.\n")
+	b.WriteString("\n" + tr.G("Run 'entropy-gate COMMAND --help' for a command's options.") + "\n")
+	b.WriteString(tr.G("Exit codes: 0 ready/success, 1 not ready or timed out, 2 usage or fatal error.") + "\n")
+	io.WriteString(w, b.String())
 }
 
 // Run runs the command line args (without the program name) and returns
 // the process exit code.
 func Run(ctx context.Context, args []string, env Env) int {
 	if len(args) == 0 {
-		usage(env.Stderr)
+		usage(env.Stderr, env.tr())
 		return ExitUsage
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
-		usage(env.Stdout)
+		usage(env.Stdout, env.tr())
 		return ExitOK
 	}
-	for _, c := range commands() {
+	for _, c := range commands(env.tr()) {
 		if c.name == args[0] {
 			return c.run(ctx, env, args[1:])
 		}
 	}
-	fmt.Fprintf(env.Stderr, "entropy-gate: unknown command %q\n", args[0])
-	usage(env.Stderr)
+	fmt.Fprintf(env.Stderr, "entropy-gate: %s\n", env.tr().G("unknown command %q", args[0]))
+	usage(env.Stderr, env.tr())
 	return ExitUsage
 }
 
@@ -119,16 +140,17 @@ func parseFlags(env Env, fs *flag.FlagSet, name, summary string, args []string) 
 	fs.Usage = func() {}
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(env.Stdout, "Usage: entropy-gate %s [OPTIONS]\n\n%s\n\nOptions:\n", name, summary)
+		tr := env.tr()
+		fmt.Fprintf(env.Stdout, "%s\n\n%s\n\n%s\n", tr.G("Usage: entropy-gate %s [OPTIONS]", name), summary, tr.G("Options:"))
 		fs.SetOutput(env.Stdout)
 		fs.PrintDefaults()
 		return errHelp
 	}
 	if err == nil && fs.NArg() > 0 {
-		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		err = errors.New(env.tr().G("unexpected argument %q", fs.Arg(0)))
 	}
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "entropy-gate %s: %v (see --help)\n", name, err)
+		fmt.Fprintf(env.Stderr, "entropy-gate %s: %v (%s)\n", name, err, env.tr().G("see --help"))
 	}
 	return err
 }
@@ -142,8 +164,9 @@ func exitFor(err error) int {
 
 // configFlag adds --config, which replaces the configuration file and its
 // drop-in directory (FILE.d) for tests and trials.
-func configFlag(fs *flag.FlagSet) *string {
-	return fs.String("config", "", "read configuration from `FILE` and FILE.d/*.conf instead of /etc/entropy-gate")
+func configFlag(fs *flag.FlagSet, tr *i18n.Translator) *string {
+	// TRANSLATORS: keep `FILE` in backquotes: it names the argument.
+	return fs.String("config", "", tr.G("read configuration from `FILE` and FILE.d/*.conf instead of /etc/entropy-gate"))
 }
 
 // loadConfig loads the configuration and logs its problems; the defaults
@@ -176,7 +199,7 @@ func debugf(format string, args ...any) {
 
 func runVersion(_ context.Context, env Env, args []string) int {
 	fs := flag.NewFlagSet("version", flag.ContinueOnError)
-	if err := parseFlags(env, fs, "version", "Print the version.", args); err != nil {
+	if err := parseFlags(env, fs, "version", env.tr().G("Print the version."), args); err != nil {
 		return exitFor(err)
 	}
 	fmt.Fprintf(env.Stdout, "entropy-gate %s\n", Version)
@@ -185,13 +208,14 @@ func runVersion(_ context.Context, env Env, args []string) int {
 
 func runConfig(_ context.Context, env Env, args []string) int {
 	fs := flag.NewFlagSet("config", flag.ContinueOnError)
-	check := fs.Bool("check", false, "check the configuration and print the effective values")
-	file := configFlag(fs)
-	if err := parseFlags(env, fs, "config", "Check the configuration: print each problem on one line and the effective\nconfiguration with where each value came from. Exit 2 on errors.", args); err != nil {
+	tr := env.tr()
+	check := fs.Bool("check", false, tr.G("check the configuration and print the effective values"))
+	file := configFlag(fs, tr)
+	if err := parseFlags(env, fs, "config", tr.G("Check the configuration: print each problem on one line and the effective\nconfiguration with where each value came from. Exit 2 on errors."), args); err != nil {
 		return exitFor(err)
 	}
 	if !*check {
-		fmt.Fprintf(env.Stderr, "entropy-gate config: nothing to do: use --check\n")
+		fmt.Fprintf(env.Stderr, "entropy-gate config: %s\n", tr.G("nothing to do: use --check"))
 		return ExitUsage
 	}
 	c, problems := loadConfig(env, *file, newLogger(env.Stderr))

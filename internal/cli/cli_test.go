@@ -13,6 +13,7 @@ import (
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 )
 
@@ -111,7 +112,7 @@ func TestStatusReadsGateState(t *testing.T) {
 		t.Errorf("gate = %+v", st.Gate)
 	}
 	te.run("status")
-	for _, want := range []string{"Ready:            yes", "Gate:             open (timed-out) after 5.003s: timeout of 5s expired"} {
+	for _, want := range []string{"Ready:    yes\n", "Gate:     opened by timeout after 5.003s: timeout of 5s expired\n"} {
 		if !strings.Contains(te.stdout.String(), want) {
 			t.Errorf("status lacks %q:\n%s", want, te.stdout)
 		}
@@ -215,7 +216,7 @@ func TestUsage(t *testing.T) {
 	if code := te.run("--help"); code != ExitOK || !strings.Contains(te.stdout.String(), "Exit codes") {
 		t.Errorf("--help: exit %d, stdout %q", code, te.stdout)
 	}
-	for _, c := range commands() {
+	for _, c := range commands(i18n.English) {
 		if code := te.run(c.name, "--help"); code != ExitOK || !strings.Contains(te.stdout.String(), "Usage: entropy-gate "+c.name) {
 			t.Errorf("%s --help: exit %d, stdout %q", c.name, code, te.stdout)
 		}
@@ -278,5 +279,31 @@ func TestRunService(t *testing.T) {
 				t.Errorf("READY=1 sent: %v, want %v", sawReady, tt.wantReady)
 			}
 		})
+	}
+}
+
+// splashRecorder records what the boot splash was asked to show.
+type splashRecorder struct{ shown []string }
+
+func (d *splashRecorder) Show(text string) { d.shown = append(d.shown, text) }
+func (d *splashRecorder) Clear()           {}
+
+func TestRunServiceSpeaksTheBootLanguage(t *testing.T) {
+	te := newTestEnv(t)
+	te.Sources.Cmdline = filepath.Join(te.dir, "cmdline")
+	os.WriteFile(te.Sources.Cmdline, []byte("quiet locales="+i18n.Pseudo+" entropy_gate.timeout=10s\n"), 0o644)
+	splash := &splashRecorder{}
+	te.Splash = splash
+	time.AfterFunc(50*time.Millisecond, te.ready)
+	if code := te.run("run"); code != ExitOK {
+		t.Fatalf("exit %d (stderr %q)", code, te.stderr)
+	}
+	if len(splash.shown) == 0 {
+		t.Fatal("nothing shown on the splash while waiting")
+	}
+	for _, text := range splash.shown {
+		if !strings.HasPrefix(text, "⟦") || !strings.HasSuffix(text, "⟧") {
+			t.Errorf("splash text %q did not go through translation", text)
+		}
 	}
 }

@@ -3,18 +3,20 @@ package cli
 import (
 	"context"
 	"flag"
+	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 )
 
 func runService(ctx context.Context, env Env, args []string) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	file := configFlag(fs)
-	if err := parseFlags(env, fs, "run", "Run the gate service: load seeds, then wait until the kernel's random number\ngenerator is ready, reporting progress to systemd, the journal and the state\nfile. Exit 0 once open, 1 when it timed out with OnTimeout=fail.", args); err != nil {
+	file := configFlag(fs, env.tr())
+	if err := parseFlags(env, fs, "run", env.tr().G("Run the gate service: load seeds, then wait until the kernel's random number\ngenerator is ready, reporting progress to systemd, the journal and the state\nfile. Exit 0 once open, 1 when it timed out with OnTimeout=fail."), args); err != nil {
 		return exitFor(err)
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
@@ -22,6 +24,9 @@ func runService(ctx context.Context, env Env, args []string) int {
 
 	logger := newLogger(env.Stderr)
 	c, _ := loadConfig(env, *file, logger)
+	if env.tr().Language() == "en" {
+		env.Translator = bootTranslator(env)
+	}
 	journal := &gate.JournalSink{Logf: logger.Printf}
 	if env.Journal {
 		journal = gate.NewJournalSink(logger.Printf)
@@ -37,10 +42,10 @@ func runService(ctx context.Context, env Env, args []string) int {
 		g.Sinks = append([]gate.Sink{gate.NotifySink{}}, g.Sinks...)
 	}
 	if env.Terminal {
-		g.Sinks = append(g.Sinks, gate.TerminalSink{W: env.Stdout})
+		g.Sinks = append(g.Sinks, gate.TerminalSink{W: env.Stdout, Translator: env.tr()})
 	}
 	if env.Splash != nil {
-		g.Sinks = append(g.Sinks, gate.SplashSink{Display: env.Splash})
+		g.Sinks = append(g.Sinks, gate.SplashSink{Display: env.Splash, Translator: env.tr()})
 	}
 	p, err := g.Run(ctx)
 	if err != nil {
@@ -57,6 +62,20 @@ func runService(ctx context.Context, env Env, args []string) int {
 	}
 	// Opening degraded by timeout is still opening: dependents may start.
 	return ExitOK
+}
+
+// bootTranslator is the translator for the boot language: at early boot
+// a service's environment has no locale, but the kernel command line or
+// /etc/default/locale may name one.
+func bootTranslator(env Env) *i18n.Translator {
+	read := func(path string) string {
+		if path == "" {
+			return ""
+		}
+		b, _ := os.ReadFile(path) // missing: no language from there
+		return string(b)
+	}
+	return i18n.Find(i18n.BootLanguages(read(env.Sources.Cmdline), read(env.LocaleFile)), i18n.DefaultLocaleDir)
 }
 
 // degradedNoticeTime is how long the splash says the boot continues

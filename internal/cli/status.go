@@ -8,11 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"strings"
+	"text/tabwriter"
 	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 )
 
@@ -84,9 +85,10 @@ func readStatus(env Env, threshold int, logger *log.Logger) Status {
 
 func runStatus(_ context.Context, env Env, args []string) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print one JSON object (stable fields: ready, crng_initialized, entropy_avail, poolsize, threshold, semantics, gate)")
-	file := configFlag(fs)
-	if err := parseFlags(env, fs, "status", "Show whether the kernel's random number generator is ready, and the gate's state.\nExit 0 when ready, 1 when not, 2 on errors.", args); err != nil {
+	tr := env.tr()
+	asJSON := fs.Bool("json", false, tr.G("print one JSON object (stable fields: ready, crng_initialized, entropy_avail, poolsize, threshold, semantics, gate)"))
+	file := configFlag(fs, tr)
+	if err := parseFlags(env, fs, "status", tr.G("Show whether the kernel's random number generator is ready, and the gate's state.\nExit 0 when ready, 1 when not, 2 on errors."), args); err != nil {
 		return exitFor(err)
 	}
 	logger := newLogger(env.Stderr)
@@ -98,7 +100,7 @@ func runStatus(_ context.Context, env Env, args []string) int {
 			return ExitUsage
 		}
 	} else {
-		writeStatus(env.Stdout, st)
+		writeStatus(env.Stdout, st, tr)
 	}
 	if st.Ready {
 		return ExitOK
@@ -106,43 +108,59 @@ func runStatus(_ context.Context, env Env, args []string) int {
 	return ExitNotReady
 }
 
-func yesNo(b bool) string {
+func yesNo(b bool, tr *i18n.Translator) string {
 	if b {
-		return "yes"
+		return tr.G("yes")
 	}
-	return "no"
+	return tr.G("no")
 }
 
-func bitsText(n int) string {
+func bitsText(n int, tr *i18n.Translator) string {
 	if n < 0 {
-		return "unknown"
+		return tr.G("unknown")
 	}
-	return fmt.Sprintf("%d bits", n)
+	return tr.N("%d bit", "%d bits", n, n)
 }
 
-func writeStatus(w io.Writer, st Status) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Ready:            %s\n", yesNo(st.Ready))
-	crng := "initialized"
+// writeStatus prints the status for a person, labels aligned in any
+// language.
+func writeStatus(w io.Writer, st Status, tr *i18n.Translator) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(label, value string) { fmt.Fprintf(tw, "%s\t%s\n", label, value) }
+	row(tr.G("Ready:"), yesNo(st.Ready, tr))
+	crng := tr.G("initialized")
 	if !st.CRNGInitialized {
-		crng = "not initialized"
+		crng = tr.G("not initialized")
 		if st.CRNGReason != "" {
-			crng = "unknown: " + st.CRNGReason
+			crng = tr.G("unknown: %s", st.CRNGReason)
 		}
 	}
-	fmt.Fprintf(&b, "CRNG:             %s\n", crng)
-	fmt.Fprintf(&b, "Entropy:          %s (threshold %s)\n", bitsText(st.EntropyAvail), bitsText(st.Threshold))
-	fmt.Fprintf(&b, "Pool:             %s, %s semantics\n", bitsText(st.PoolSize), st.Semantics)
+	row(tr.G("CRNG:"), crng)
+	// TRANSLATORS: both values are bit counts, e.g. "12 bits".
+	row(tr.G("Entropy:"), tr.G("%[1]s (threshold %[2]s)", bitsText(st.EntropyAvail, tr), bitsText(st.Threshold, tr)))
+	// TRANSLATORS: %[2]s is "legacy", "modern" or "unknown".
+	row(tr.G("Pool:"), tr.G("%[1]s, %[2]s semantics", bitsText(st.PoolSize, tr), st.Semantics))
 	g := st.Gate.State
+	waited := time.Duration(st.Gate.WaitedMS) * time.Millisecond
 	switch st.Gate.State {
 	case statusNotRun:
-		g = "has not run this boot"
-	case string(gatestate.Open), string(gatestate.TimedOut), string(gatestate.Stopped):
-		g = fmt.Sprintf("%s (%s) after %s", st.Gate.State, st.Gate.Outcome, time.Duration(st.Gate.WaitedMS)*time.Millisecond)
+		g = tr.G("has not run this boot")
+	case string(gatestate.Waiting):
+		g = tr.G("waiting for %s", waited)
+	case string(gatestate.Open):
+		if st.Gate.Outcome == string(gatestate.Timeout) {
+			g = tr.G("opened by timeout after %s", waited)
+		} else {
+			g = tr.G("open after %s", waited)
+		}
+	case string(gatestate.TimedOut):
+		g = tr.G("timed out after %s: dependent services were not started", waited)
+	case string(gatestate.Stopped):
+		g = tr.G("stopped after %s", waited)
 	}
 	if st.Gate.Reason != "" {
 		g += ": " + st.Gate.Reason
 	}
-	fmt.Fprintf(&b, "Gate:             %s\n", g)
-	io.WriteString(w, b.String())
+	row(tr.G("Gate:"), g)
+	tw.Flush()
 }

@@ -14,11 +14,14 @@ import (
 
 func runWait(ctx context.Context, env Env, args []string) int {
 	fs := flag.NewFlagSet("wait", flag.ContinueOnError)
-	timeout := fs.String("timeout", "", "give up after `D` (e.g. 30s, 2min; 0 or infinity: never); default from the configuration")
-	threshold := fs.Int("threshold", 0, "wait until entropy_avail reaches `N` bits (0: CRNG readiness only); default from the configuration")
-	passive := fs.Bool("passive", false, "wait without making the kernel generate jitter entropy")
-	file := configFlag(fs)
-	if err := parseFlags(env, fs, "wait", "Wait until the kernel's random number generator is ready.\nExit 0 when ready, 1 on timeout, 2 on errors.", args); err != nil {
+	tr := env.tr()
+	// TRANSLATORS: keep `D` in backquotes: it names the argument.
+	timeout := fs.String("timeout", "", tr.G("give up after `D` (e.g. 30s, 2min; 0 or infinity: never); default from the configuration"))
+	// TRANSLATORS: keep `N` in backquotes: it names the argument.
+	threshold := fs.Int("threshold", 0, tr.G("wait until entropy_avail reaches `N` bits (0: CRNG readiness only); default from the configuration"))
+	passive := fs.Bool("passive", false, tr.G("wait without making the kernel generate jitter entropy"))
+	file := configFlag(fs, tr)
+	if err := parseFlags(env, fs, "wait", tr.G("Wait until the kernel's random number generator is ready.\nExit 0 when ready, 1 on timeout, 2 on errors."), args); err != nil {
 		return exitFor(err)
 	}
 	given := map[string]bool{}
@@ -28,14 +31,14 @@ func runWait(ctx context.Context, env Env, args []string) int {
 	if given["timeout"] {
 		d, err := config.ParseTimespan(*timeout)
 		if err != nil {
-			fmt.Fprintf(env.Stderr, "entropy-gate wait: --timeout %q: %v\n", *timeout, err)
+			fmt.Fprintf(env.Stderr, "entropy-gate wait: --timeout %q: %s\n", *timeout, tr.G("not a time span (like 90s, 2min, 1min 30s, or infinity)"))
 			return ExitUsage
 		}
 		c.Timeout = d
 	}
 	if given["threshold"] {
 		if *threshold < 0 {
-			fmt.Fprintf(env.Stderr, "entropy-gate wait: --threshold must be 0 or more\n")
+			fmt.Fprintf(env.Stderr, "entropy-gate wait: %s\n", tr.G("--threshold must be 0 or more"))
 			return ExitUsage
 		}
 		c.Threshold = *threshold
@@ -49,7 +52,7 @@ func runWait(ctx context.Context, env Env, args []string) int {
 
 	g := &gate.Gate{Pool: env.Pool, Config: c, Logf: logger.Printf}
 	if env.Terminal {
-		g.Sinks = append(g.Sinks, gate.TerminalSink{W: env.Stdout})
+		g.Sinks = append(g.Sinks, gate.TerminalSink{W: env.Stdout, Translator: tr})
 	}
 	return exitForGate(g.Run(ctx))
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/coreos/go-systemd/v22/journal"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 )
 
 // NotifySink tells systemd about progress through $NOTIFY_SOCKET: STATUS=
@@ -35,7 +36,7 @@ func (s NotifySink) Update(p Progress) {
 }
 
 func (s NotifySink) message(p Progress) string {
-	status := "STATUS=" + p.Status()
+	status := "STATUS=" + p.Status(i18n.English)
 	switch p.Phase {
 	case gatestate.Seeding, gatestate.Waiting:
 		extend := s.Extend
@@ -95,11 +96,11 @@ func (s *JournalSink) Update(p Progress) {
 			priority = journal.PriErr
 		}
 	}
-	if s.Send != nil && s.Send(p.Status(), priority, fields) == nil {
+	if s.Send != nil && s.Send(p.Status(i18n.English), priority, fields) == nil {
 		return
 	}
 	if s.Logf != nil {
-		s.Logf("%s", p.Status())
+		s.Logf("%s", p.Status(i18n.English))
 	}
 }
 
@@ -124,11 +125,17 @@ func journalFields(p Progress) map[string]string {
 // place, and ends it with a newline when the wait is over.
 type TerminalSink struct {
 	W io.Writer
+	// Translator is the user's language; nil means English.
+	Translator *i18n.Translator
 }
 
 // Update implements Sink.
 func (s TerminalSink) Update(p Progress) {
-	line := "\r\033[K" + p.Status()
+	tr := s.Translator
+	if tr == nil {
+		tr = i18n.English
+	}
+	line := "\r\033[K" + p.Status(tr)
 	if p.Phase != gatestate.Seeding && p.Phase != gatestate.Waiting {
 		line += "\n"
 	}

@@ -1,9 +1,8 @@
 package gate
 
 import (
-	"fmt"
-
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/plymouth"
 )
 
@@ -12,30 +11,28 @@ import (
 // mean something, the seconds waited where they do not.
 type SplashSink struct {
 	Display plymouth.Sink
+	// Translator is the boot language; nil means English.
+	Translator *i18n.Translator
 }
 
 // Update implements Sink.
 func (s SplashSink) Update(p Progress) {
+	tr := s.Translator
+	if tr == nil {
+		tr = i18n.English
+	}
 	switch p.Phase {
 	case gatestate.Waiting:
-		s.Display.Show(p.SplashText())
+		s.Display.Show(p.SplashText(tr))
 	case gatestate.Open:
 		if p.Outcome == gatestate.Timeout {
-			s.Display.Show("Continuing without enough randomness")
+			s.Display.Show(tr.G("Continuing without enough randomness"))
 			return
 		}
 		s.Display.Clear()
 	case gatestate.TimedOut:
-		s.Display.Show("Not enough randomness: services that need it will not start")
+		s.Display.Show(tr.G("Not enough randomness: services that need it will not start"))
 	case gatestate.Stopped:
 		s.Display.Clear()
 	}
-}
-
-// SplashText is the short progress line for the boot splash.
-func (p Progress) SplashText() string {
-	if f := p.Fraction(); f >= 0 {
-		return fmt.Sprintf("Initializing the random number generator… %d%%", int(f*100))
-	}
-	return fmt.Sprintf("Initializing the random number generator… (%ds)", int(p.Waited.Seconds()))
 }

@@ -8,6 +8,7 @@ import (
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/plymouth"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 )
@@ -55,7 +56,7 @@ func TestSplashSink(t *testing.T) {
 
 func TestSplashTextWithoutNumbers(t *testing.T) {
 	p := Progress{Phase: gatestate.Waiting, Semantics: pool.SemanticsUnknown, EntropyAvail: -1, Waited: 12500 * time.Millisecond}
-	if got := p.SplashText(); !strings.HasSuffix(got, "(12s)") {
+	if got := p.SplashText(i18n.English); !strings.HasSuffix(got, "(12 seconds)") {
 		t.Errorf("SplashText() = %q, want seconds waited", got)
 	}
 }

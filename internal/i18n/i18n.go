@@ -187,3 +187,28 @@ func G(msgid string, args ...any) string { return Default().G(msgid, args...) }
 func N(singular, plural string, n int, args ...any) string {
 	return Default().N(singular, plural, n, args...)
 }
+
+// BootLanguages finds the boot language where a service at early boot
+// has no locale environment: live-config's locales= and LANG= on the
+// kernel command line, then LANGUAGE= and LANG= in /etc/default/locale
+// (whose text is defaultLocale).
+func BootLanguages(cmdline, defaultLocale string) []string {
+	var langs []string
+	for _, word := range strings.Fields(cmdline) {
+		key, value, _ := strings.Cut(word, "=")
+		switch key {
+		case "locales":
+			langs = append(langs, strings.Split(value, ",")...)
+		case "LANG":
+			langs = append(langs, value)
+		}
+	}
+	vars := map[string]string{}
+	for _, line := range strings.Split(defaultLocale, "\n") {
+		key, value, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if ok {
+			vars[key] = strings.Trim(value, "\"'")
+		}
+	}
+	return append(langs, Languages(func(k string) string { return vars[k] })...)
+}
