@@ -66,7 +66,9 @@ run: bin/entropy-gate
 # Translations: po/entropy-gate.pot from the sources (strings marked with
 # G and N), merged into po/LL.po, compiled to build/locale/LL/LC_MESSAGES.
 LINGUAS := $(basename $(notdir $(wildcard po/*.po)))
-GO_SOURCES = $(shell find cmd internal -name '*.go' ! -name '*_test.go' | xargs grep -lE '(tr|i18n)\.[GN]\b' | LC_ALL=C sort)
+# Files that call a translation function (G or N), for xgettext.
+I18N_CALL := \.[GN](
+GO_SOURCES = $(shell find cmd internal -name '*.go' ! -name '*_test.go' | xargs grep -l '$(I18N_CALL)' | LC_ALL=C sort)
 
 pot:
 	xgettext --language=C --from-code=UTF-8 --keyword= --keyword=G --keyword=N:1,2 \

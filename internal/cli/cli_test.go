@@ -307,3 +307,43 @@ func TestRunServiceSpeaksTheBootLanguage(t *testing.T) {
 		}
 	}
 }
+
+func TestStatusTranslated(t *testing.T) {
+	tests := []struct {
+		lang string
+		want []string
+	}{
+		{lang: "de_DE.UTF-8", want: []string{"Bereit:", "nein", "12 Bit (Schwelle 256 Bit)", "lief in diesem Systemstart nicht"}},
+		{lang: "fr_FR.UTF-8", want: []string{"Prêt :", "non", "12 bits (seuil 256 bits)", "n'a pas été exécutée"}},
+		{lang: "tlh", want: []string{"Ready:", "no", "12 bits (threshold 256 bits)", "has not run this boot"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.lang, func(t *testing.T) {
+			te := newTestEnv(t)
+			te.Translator = i18n.Find([]string{tt.lang}, "")
+			te.run("status")
+			for _, want := range tt.want {
+				if !strings.Contains(te.stdout.String(), want) {
+					t.Errorf("status in %s lacks %q:\n%s", tt.lang, want, te.stdout)
+				}
+			}
+		})
+	}
+}
+
+func TestHumanOutputAllTranslated(t *testing.T) {
+	te := newTestEnv(t)
+	te.Translator = i18n.Find([]string{i18n.Pseudo}, "")
+	os.MkdirAll(filepath.Dir(te.StatePath), 0o755)
+	gatestate.Write(te.StatePath, gatestate.State{Phase: gatestate.Open, Outcome: gatestate.Ready, WaitedMS: 12})
+	te.run("status")
+	for _, line := range strings.Split(strings.TrimSpace(te.stdout.String()), "\n") {
+		label, value, _ := strings.Cut(line, "  ")
+		value = strings.TrimSpace(value)
+		for _, part := range []string{label, value} {
+			if !strings.HasPrefix(part, "⟦") || !strings.HasSuffix(part, "⟧") {
+				t.Errorf("untranslated text in %q", line)
+			}
+		}
+	}
+}

@@ -60,3 +60,30 @@ func TestSplashTextWithoutNumbers(t *testing.T) {
 		t.Errorf("SplashText() = %q, want seconds waited", got)
 	}
 }
+
+func TestSplashTextTranslated(t *testing.T) {
+	waiting := Progress{Phase: gatestate.Waiting, Semantics: pool.Modern, Threshold: 256, EntropyAvail: 102}
+	noNumbers := Progress{Phase: gatestate.Waiting, EntropyAvail: -1, Waited: time.Second}
+	tests := []struct {
+		lang            string
+		percent, second string
+	}{
+		{lang: "de", percent: "Zufallszahlengenerator wird initialisiert … 39 %", second: "Zufallszahlengenerator wird initialisiert … (1 Sekunde)"},
+		{lang: "fr", percent: "Initialisation du générateur de nombres aléatoires… 39 %", second: "Initialisation du générateur de nombres aléatoires… (1 seconde)"},
+		{lang: "xx", percent: "Initializing the random number generator… 39%", second: "Initializing the random number generator… (1 second)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.lang, func(t *testing.T) {
+			tr := i18n.Find([]string{tt.lang}, "")
+			if got := waiting.SplashText(tr); got != tt.percent {
+				t.Errorf("SplashText = %q, want %q", got, tt.percent)
+			}
+			if got := noNumbers.SplashText(tr); got != tt.second {
+				t.Errorf("SplashText = %q, want %q", got, tt.second)
+			}
+		})
+	}
+	if got := (Progress{Phase: gatestate.Waiting, EntropyAvail: -1, Waited: 3 * time.Second}).SplashText(i18n.Find([]string{"de"}, "")); !strings.HasSuffix(got, "(3 Sekunden)") {
+		t.Errorf("German plural = %q", got)
+	}
+}
