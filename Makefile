@@ -6,6 +6,7 @@ DESTDIR ?=
 SBINDIR ?= $(PREFIX)/sbin
 BINDIR ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # Static binaries, so the same file runs in an initramfs.
 export CGO_ENABLED := 0
@@ -96,6 +97,8 @@ install: build mo
 	install -D -m 0755 bin/entropy-gate $(DESTDIR)$(SBINDIR)/entropy-gate
 	install -D -m 0644 internal/config/entropy-gate.conf $(DESTDIR)$(SYSCONFDIR)/entropy-gate/entropy-gate.conf
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/entropy-gate/entropy-gate.conf.d
+	cd units/system && find . -type f | while read -r f; do \
+		install -D -m 0644 "$$f" "$(DESTDIR)$(UNITDIR)/$$f"; done
 	for l in $(LINGUAS); do install -D -m 0644 build/locale/$$l/LC_MESSAGES/entropy-gate.mo \
 		$(DESTDIR)$(PREFIX)/share/locale/$$l/LC_MESSAGES/entropy-gate.mo; done
 
