@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/doctor"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/plymouth"
@@ -52,6 +53,8 @@ type Env struct {
 	// LocaleFile is /etc/default/locale, where the service finds the
 	// boot language when its environment has none.
 	LocaleFile string
+	// Doctor are the proc, sys and dev roots doctor reads.
+	Doctor doctor.Sources
 }
 
 func (env Env) tr() *i18n.Translator {
@@ -63,7 +66,7 @@ func (env Env) tr() *i18n.Translator {
 
 // System is the environment of the installed program.
 func System(stdout, stderr *os.File) Env {
-	return Env{
+	env := Env{
 		Stdout:    stdout,
 		Stderr:    stderr,
 		Pool:      pool.NewKernel("/proc", "/dev"),
@@ -78,6 +81,8 @@ func System(stdout, stderr *os.File) Env {
 		Translator: i18n.Default(),
 		LocaleFile: "/etc/default/locale",
 	}
+	env.Doctor = doctor.SystemSources(env.Pool)
+	return env
 }
 
 type command struct {
@@ -91,6 +96,7 @@ func commands(tr *i18n.Translator) []command {
 		{"wait", "[--timeout D] [--threshold N] [--passive]", tr.G("wait until the pool is ready; exit 0 ready, 1 timed out"), runWait},
 		{"status", "[--json]", tr.G("show the pool and gate state; exit 0 ready, 1 not ready"), runStatus},
 		{"config", "--check", tr.G("check the configuration and print the effective values; exit 2 on errors"), runConfig},
+		{"doctor", "[--json]", tr.G("explain this machine's randomness and what would help; exit 1 with advice"), runDoctor},
 		{"version", "", tr.G("print the version"), runVersion},
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/doctor"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
@@ -345,5 +346,43 @@ func TestHumanOutputAllTranslated(t *testing.T) {
 				t.Errorf("untranslated text in %q", line)
 			}
 		}
+	}
+}
+
+func TestDoctor(t *testing.T) {
+	tests := []struct {
+		fixture     string
+		ready       bool
+		want        int
+		wantVerdict string
+		wantText    string
+	}{
+		{fixture: "qemu", want: ExitNotReady, wantVerdict: "advice", wantText: "→ Give it one: QEMU -device virtio-rng-pci"},
+		{fixture: "qemu-virtio-rng", ready: true, want: ExitOK, wantVerdict: "fine", wantText: "All is well."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fixture, func(t *testing.T) {
+			te := newTestEnv(t)
+			root := filepath.Join("..", "doctor", "testdata", tt.fixture)
+			te.Doctor = doctor.Sources{Proc: filepath.Join(root, "proc"), Sys: filepath.Join(root, "sys"), Dev: filepath.Join(root, "dev")}
+			if tt.ready {
+				te.ready()
+			}
+			if code := te.run("doctor"); code != tt.want || !strings.Contains(te.stdout.String(), tt.wantText) {
+				t.Errorf("doctor: exit %d, want %d; output lacks %q:\n%s", code, tt.want, tt.wantText, te.stdout)
+			}
+			if code := te.run("doctor", "--json"); code != tt.want {
+				t.Errorf("doctor --json: exit %d, want %d", code, tt.want)
+			}
+			var report struct {
+				Verdict  string `json:"verdict"`
+				Findings []struct {
+					ID string `json:"id"`
+				} `json:"findings"`
+			}
+			if err := json.Unmarshal(te.stdout.Bytes(), &report); err != nil || report.Verdict != tt.wantVerdict || len(report.Findings) == 0 {
+				t.Errorf("doctor --json = %+v, %v; want verdict %s", report, err, tt.wantVerdict)
+			}
+		})
 	}
 }
