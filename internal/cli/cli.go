@@ -16,6 +16,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/doctor"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/history"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/plymouth"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
@@ -55,6 +56,11 @@ type Env struct {
 	LocaleFile string
 	// Doctor are the proc, sys and dev roots doctor reads.
 	Doctor doctor.Sources
+	// HistoryPath is the per-boot history file; "" keeps none.
+	HistoryPath string
+	// ReadJournal reads past boots from the journal, for report where
+	// there is no history file; nil means there is no journal to read.
+	ReadJournal func(ctx context.Context) ([]history.Record, int, error)
 }
 
 func (env Env) tr() *i18n.Translator {
@@ -82,6 +88,8 @@ func System(stdout, stderr *os.File) Env {
 		LocaleFile: "/etc/default/locale",
 	}
 	env.Doctor = doctor.SystemSources(env.Pool)
+	env.HistoryPath = history.DefaultPath
+	env.ReadJournal = history.ReadJournal
 	return env
 }
 
@@ -96,6 +104,7 @@ func commands(tr *i18n.Translator) []command {
 		{"wait", "[--timeout D] [--threshold N] [--passive]", tr.G("wait until the pool is ready; exit 0 ready, 1 timed out"), runWait},
 		{"status", "[--json]", tr.G("show the pool and gate state; exit 0 ready, 1 not ready"), runStatus},
 		{"config", "--check", tr.G("check the configuration and print the effective values; exit 2 on errors"), runConfig},
+		{"report", "[--json] [--svg FILE] [--limit N]", tr.G("show how long past boots waited, and why"), runReport},
 		{"doctor", "[--json]", tr.G("explain this machine's randomness and what would help; exit 1 with advice"), runDoctor},
 		{"version", "", tr.G("print the version"), runVersion},
 	}

@@ -14,6 +14,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/doctor"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/history"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 )
@@ -384,5 +385,77 @@ func TestDoctor(t *testing.T) {
 				t.Errorf("doctor --json = %+v, %v; want verdict %s", report, err, tt.wantVerdict)
 			}
 		})
+	}
+}
+
+func TestReport(t *testing.T) {
+	te := newTestEnv(t)
+	te.HistoryPath = filepath.Join("..", "history", "testdata", "history.jsonl")
+	svg := filepath.Join(te.dir, "waits.svg")
+	if code := te.run("report", "--svg", svg, "--limit", "2"); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, te.stderr)
+	}
+	out := te.stdout.String()
+	for _, want := range []string{"Ready by", "5 boots: median wait 0.98 s, 90th percentile 120.00 s, longest 120.00 s.", "1 boot timed out."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "\n") != 1+2+2 {
+		t.Errorf("--limit 2: want a heading, 2 boots and 2 summary lines:\n%s", out)
+	}
+	if !strings.Contains(te.stderr.String(), "skipped 3 unreadable records") {
+		t.Errorf("stderr = %q, want the skipped count", te.stderr)
+	}
+	if b, err := os.ReadFile(svg); err != nil || strings.Count(string(b), `class="boot"`) != 5 {
+		t.Errorf("SVG: %v, %d marks", err, strings.Count(string(b), `class="boot"`))
+	}
+
+	te.run("report", "--json")
+	var rep struct {
+		Source string `json:"source"`
+		Stats  struct {
+			Boots    int   `json:"boots"`
+			MedianMS int64 `json:"median_ms"`
+		} `json:"stats"`
+		Boots []map[string]any `json:"boots"`
+	}
+	if err := json.Unmarshal(te.stdout.Bytes(), &rep); err != nil || rep.Stats.Boots != 5 || rep.Stats.MedianMS != 980 || len(rep.Boots) != 5 {
+		t.Errorf("report --json = %+v, %v", rep, err)
+	}
+}
+
+func TestReportFallsBackToJournal(t *testing.T) {
+	te := newTestEnv(t)
+	te.HistoryPath = filepath.Join(te.dir, "none.jsonl")
+	te.ReadJournal = func(context.Context) ([]history.Record, int, error) {
+		return []history.Record{{Time: time.Now(), Outcome: "ready", WaitedMS: 1234, ReadyBy: "jitter"}}, 0, nil
+	}
+	te.run("report", "--json")
+	if !strings.Contains(te.stdout.String(), `"source":"journal"`) || !strings.Contains(te.stdout.String(), `"waited_ms":1234`) {
+		t.Errorf("report without a history file = %s", te.stdout)
+	}
+	te.ReadJournal = nil
+	te.run("report")
+	if !strings.Contains(te.stdout.String(), "No boots recorded yet.") {
+		t.Errorf("empty report = %q", te.stdout)
+	}
+}
+
+func TestRunServiceRecordsTheBoot(t *testing.T) {
+	te := newTestEnv(t)
+	te.HistoryPath = filepath.Join(te.dir, "lib", "history.jsonl")
+	os.WriteFile(te.Sources.File, []byte("[Gate]\nTimeout=10s\nMode=active\n"), 0o644)
+	time.AfterFunc(30*time.Millisecond, te.ready)
+	if code := te.run("run"); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, te.stderr)
+	}
+	records, _, err := history.Read(te.HistoryPath)
+	if err != nil || len(records) != 1 {
+		t.Fatalf("history = %v, %v", records, err)
+	}
+	r := records[0]
+	if r.Outcome != "ready" || r.ReadyBy != "jitter" || r.Mode != "active" || r.WaitedMS < 20 || r.Kernel == "" {
+		t.Errorf("recorded %+v", r)
 	}
 }

@@ -31,6 +31,8 @@ func runService(ctx context.Context, env Env, args []string) int {
 	if env.Journal {
 		journal = gate.NewJournalSink(logger.Printf)
 	}
+	boot := newBootRecorder(env, c)
+	journal.Extra = boot.journalFields
 	g := &gate.Gate{
 		Pool:   env.Pool,
 		Config: c,
@@ -48,6 +50,7 @@ func runService(ctx context.Context, env Env, args []string) int {
 		g.Sinks = append(g.Sinks, gate.SplashSink{Display: env.Splash, Translator: env.tr()})
 	}
 	p, err := g.Run(ctx)
+	boot.save(p, logger)
 	if err != nil {
 		return ExitNotReady
 	}

@@ -42,6 +42,17 @@ func trusted(v string) (on, set bool) {
 	}
 }
 
+// HWRNGCredited reports a hardware RNG the kernel takes entropy from.
+func (f Facts) HWRNGCredited() bool {
+	return f.HWRNG.Current != "" && f.HWRNG.Current != "none" && f.HWRNG.Quality > 0
+}
+
+// CPUCredited reports RDRAND present and trusted on the command line.
+func (f Facts) CPUCredited() bool {
+	on, _ := trusted(f.TrustCPU)
+	return f.RDRAND && on
+}
+
 // Diagnose turns facts into findings, most important first.
 func Diagnose(f Facts, tr *i18n.Translator) []Finding {
 	var out []Finding
@@ -68,7 +79,7 @@ func Diagnose(f Facts, tr *i18n.Translator) []Finding {
 
 	hasVirtioRNG := slices.ContainsFunc(f.HWRNG.Available, func(s string) bool { return strings.HasPrefix(s, "virtio_rng") })
 	switch {
-	case f.HWRNG.Current != "" && f.HWRNG.Current != "none" && f.HWRNG.Quality > 0:
+	case f.HWRNGCredited():
 		add("hwrng-credited", OK, tr.G("The hardware RNG %[1]s feeds the kernel, credited at quality %[2]d of 1024.", f.HWRNG.Current, f.HWRNG.Quality), "")
 	case f.HWRNG.Current != "" && f.HWRNG.Current != "none":
 		add("hwrng-uncredited", Advice, tr.G("The hardware RNG %s is present but the kernel does not credit it (quality 0, the default before Linux 6.2).", f.HWRNG.Current),

@@ -36,6 +36,9 @@ type Progress struct {
 	// Threshold is the effective threshold in bits, after clamping.
 	Threshold       int
 	CRNGInitialized bool
+	// InitializedAtStart says the CRNG was already initialized when the
+	// gate started, before any seed of ours.
+	InitializedAtStart bool
 	// EntropyAvailStart and EntropyAvail are in bits, -1 when unknown.
 	EntropyAvailStart int
 	EntropyAvail      int
@@ -137,6 +140,9 @@ func (g *Gate) Run(ctx context.Context) (Progress, error) {
 		deadline = timer.C
 	}
 
+	if r, _ := g.Pool.Ready(); r == pool.Ready {
+		p.InitializedAtStart, p.CRNGInitialized = true, true
+	}
 	state, err := g.Pool.State()
 	if err != nil {
 		g.logf("read kernel entropy counters: %v", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/coreos/go-systemd/v22/journal"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/history"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 )
 
@@ -53,7 +54,7 @@ func (s NotifySink) message(p Progress) string {
 
 // MessageID marks the journal entry the gate writes when its wait ends,
 // so boot reports can find every past boot's entry.
-const MessageID = "a5a4b28754a34a7395465a3846f60945"
+const MessageID = history.MessageID
 
 // JournalSink logs the gate's phase changes, and the end of the wait with
 // structured fields (wait time, entropy at start and end, threshold, mode,
@@ -64,6 +65,9 @@ type JournalSink struct {
 	Send func(message string, priority journal.Priority, fields map[string]string) error
 	// Logf is used when there is no journal.
 	Logf func(format string, args ...any)
+	// Extra adds fields to the entry that ends the wait, e.g. what
+	// made the pool ready, which only the caller can tell.
+	Extra func(p Progress) map[string]string
 
 	lastPhase gatestate.Phase
 }
@@ -89,6 +93,11 @@ func (s *JournalSink) Update(p Progress) {
 	switch p.Phase {
 	case gatestate.Open, gatestate.TimedOut, gatestate.Stopped:
 		fields = journalFields(p)
+		if s.Extra != nil {
+			for k, v := range s.Extra(p) {
+				fields[k] = v
+			}
+		}
 		if p.Outcome != gatestate.Ready {
 			priority = journal.PriWarning
 		}
@@ -108,16 +117,16 @@ func (s *JournalSink) Update(p Progress) {
 // hold counters and names only, never seed material.
 func journalFields(p Progress) map[string]string {
 	return map[string]string{
-		"MESSAGE_ID":                       MessageID,
-		"ENTROPY_GATE_OUTCOME":             string(p.Outcome),
-		"ENTROPY_GATE_STATE":               string(p.Phase),
-		"ENTROPY_GATE_WAIT_USEC":           strconv.FormatInt(p.Waited.Microseconds(), 10),
-		"ENTROPY_GATE_ENTROPY_AVAIL_START": strconv.Itoa(p.EntropyAvailStart),
-		"ENTROPY_GATE_ENTROPY_AVAIL_END":   strconv.Itoa(p.EntropyAvail),
-		"ENTROPY_GATE_THRESHOLD":           strconv.Itoa(p.Threshold),
-		"ENTROPY_GATE_MODE":                p.Mode.String(),
-		"ENTROPY_GATE_SEMANTICS":           p.Semantics.String(),
-		"ENTROPY_GATE_CRNG_INITIALIZED":    strconv.FormatBool(p.CRNGInitialized),
+		"MESSAGE_ID":                    MessageID,
+		history.FieldOutcome:            string(p.Outcome),
+		"ENTROPY_GATE_STATE":            string(p.Phase),
+		history.FieldWaitUsec:           strconv.FormatInt(p.Waited.Microseconds(), 10),
+		history.FieldEntropyAvailStart:  strconv.Itoa(p.EntropyAvailStart),
+		history.FieldEntropyAvailEnd:    strconv.Itoa(p.EntropyAvail),
+		history.FieldThreshold:          strconv.Itoa(p.Threshold),
+		history.FieldMode:               p.Mode.String(),
+		history.FieldSemantics:          p.Semantics.String(),
+		"ENTROPY_GATE_CRNG_INITIALIZED": strconv.FormatBool(p.CRNGInitialized),
 	}
 }
 
