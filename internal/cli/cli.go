@@ -103,6 +103,7 @@ func commands(tr *i18n.Translator) []command {
 		{"run", "", tr.G("run the gate service: seed, wait, report to systemd"), runService},
 		{"wait", "[--timeout D] [--threshold N] [--passive]", tr.G("wait until the pool is ready; exit 0 ready, 1 timed out"), runWait},
 		{"status", "[--json]", tr.G("show the pool and gate state; exit 0 ready, 1 not ready"), runStatus},
+		{"dbus", "[--idle-timeout D]", tr.G("serve the status on the system bus; started by D-Bus activation"), runDBus},
 		{"config", "--check", tr.G("check the configuration and print the effective values; exit 2 on errors"), runConfig},
 		{"report", "[--json] [--svg FILE] [--limit N]", tr.G("show how long past boots waited, and why"), runReport},
 		{"doctor", "[--json]", tr.G("explain this machine's randomness and what would help; exit 1 with advice"), runDoctor},

@@ -40,8 +40,13 @@ func runReport(ctx context.Context, env Env, args []string) int {
 	svg := fs.String("svg", "", tr.G("also draw the wait of each boot as an SVG chart into `FILE`"))
 	// TRANSLATORS: keep `N` in backquotes: it names the argument.
 	limit := fs.Int("limit", 20, tr.G("show the last `N` boots in the table (statistics cover all)"))
+	// TRANSLATORS: keep `FILE` in backquotes: it names the argument.
+	historyFile := fs.String("history", "", tr.G("read the boots from `FILE` (e.g. copied from another machine) instead of this system's history"))
 	if err := parseFlags(env, fs, "report", tr.G("Show how long past boots waited for the random number generator, and why\nthey stopped waiting. Reads the history file, or the journal where there is none."), args); err != nil {
 		return exitFor(err)
+	}
+	if *historyFile != "" {
+		env.HistoryPath, env.ReadJournal = *historyFile, nil
 	}
 	records, skipped, source, err := loadHistory(ctx, env)
 	if err != nil {

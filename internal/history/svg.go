@@ -35,26 +35,56 @@ func esc(s string) string {
 	return b.String()
 }
 
-// niceCeil rounds up to 1, 2 or 5 times a power of ten, for axis ticks.
-func niceCeil(v float64) float64 {
-	if v <= 0 {
-		return 1
+// scale maps a wait onto [0, 1] logarithmically: waits span from
+// milliseconds (a seed) to minutes (a timeout), and both must be seen.
+type scale struct{ top float64 }
+
+func newScale(maxMS int64) scale {
+	// The top is the next power of ten of milliseconds, at least 1 s.
+	top := 1000.0
+	for top < float64(maxMS) {
+		top *= 10
 	}
-	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 5, 10} {
-		if m*p >= v {
-			return m * p
-		}
-	}
-	return 10 * p
+	return scale{top: top}
 }
 
-// WriteSVG draws the wait of each boot as a bar, oldest left, coloured by
-// what made the pool ready, with the median as a line.
+func (s scale) at(ms float64) float64 { return math.Log10(1+ms) / math.Log10(1+s.top) }
+
+// ticks are the powers of ten of milliseconds up to the top, from 1 ms.
+func (s scale) ticks() []float64 {
+	t := []float64{0}
+	for ms := 1.0; ms <= s.top; ms *= 10 {
+		t = append(t, ms)
+	}
+	return t
+}
+
+// waitLabel writes a wait: milliseconds below a second, else seconds.
+func waitLabel(ms int64) string {
+	if ms < 1000 {
+		return fmt.Sprintf("%d ms", ms)
+	}
+	return fmt.Sprintf("%.2f s", float64(ms)/1000)
+}
+
+func msLabel(ms float64) string {
+	switch {
+	case ms == 0:
+		return "0"
+	case ms < 1000:
+		return fmt.Sprintf("%g ms", ms)
+	default:
+		return fmt.Sprintf("%g s", ms/1000)
+	}
+}
+
+// WriteSVG draws the wait of each boot as a bar on a logarithmic scale,
+// oldest left, coloured by what made the pool ready, with the median as a
+// line and, while they fit, each wait written above its bar.
 func WriteSVG(w io.Writer, records []Record, title string) error {
 	const (
-		width, height                        = 760, 360
-		left, right, top, bottom, legendRows = 64, 16, 40, 96, 2
+		width, height                        = 760, 380
+		left, right, top, bottom, legendRows = 84, 16, 40, 96, 2
 	)
 	plotW, plotH := float64(width-left-right), float64(height-top-bottom)
 	var b bytes.Buffer
@@ -66,15 +96,13 @@ func WriteSVG(w io.Writer, records []Record, title string) error {
 	for _, r := range records {
 		maxMS = max(maxMS, r.WaitedMS)
 	}
-	top_ := niceCeil(float64(maxMS) / 1000)
-	y := func(seconds float64) float64 { return float64(top) + plotH - seconds/top_*plotH }
-	// Axes and ticks, in seconds.
-	for i := 0; i <= 4; i++ {
-		s := top_ * float64(i) / 4
-		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#e0e0e0"/>`+"\n", left, width-right, y(s), y(s))
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%g s</text>`+"\n", left-6, y(s)+4, s)
+	sc := newScale(maxMS)
+	y := func(ms float64) float64 { return float64(top) + plotH - sc.at(ms)*plotH }
+	for _, ms := range sc.ticks() {
+		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#e0e0e0"/>`+"\n", left, width-right, y(ms), y(ms))
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", left-6, y(ms)+4, msLabel(ms))
 	}
-	fmt.Fprintf(&b, `<text transform="translate(16 %.1f) rotate(-90)" text-anchor="middle">wait</text>`+"\n", float64(top)+plotH/2)
+	fmt.Fprintf(&b, `<text transform="translate(18 %.1f) rotate(-90)" text-anchor="middle">wait (log scale)</text>`+"\n", float64(top)+plotH/2)
 
 	n := len(records)
 	if n == 0 {
@@ -82,19 +110,25 @@ func WriteSVG(w io.Writer, records []Record, title string) error {
 	}
 	slot := plotW / float64(max(n, 1))
 	barW := math.Max(slot*0.8, 1)
+	labelled := n <= 30
 	for i, r := range records {
-		seconds := float64(r.WaitedMS) / 1000
+		ms := float64(r.WaitedMS)
 		// A zero wait still gets a visible sliver: every boot has a mark.
-		h := math.Max(float64(top)+plotH-y(seconds), 2)
+		h := math.Max(float64(top)+plotH-y(ms), 2)
 		x := float64(left) + float64(i)*slot + (slot-barW)/2
 		fmt.Fprintf(&b, `<rect class="boot" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s</title></rect>`+"\n",
 			x, float64(top)+plotH-h, barW, h, colorFor(r.ReadyBy),
-			esc(fmt.Sprintf("%s: waited %.3f s, %s (%s)", r.Time.Format("2006-01-02 15:04"), seconds, r.ReadyBy, r.Kernel)))
+			esc(fmt.Sprintf("%s: waited %.3f s, %s (%s)", r.Time.Format("2006-01-02 15:04"), ms/1000, r.ReadyBy, r.Kernel)))
+		if labelled {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="10">%s</text>`+"\n", x+barW/2, float64(top)+plotH-h-4, waitLabel(r.WaitedMS))
+		}
 	}
 	if n > 0 {
-		median := float64(Summarize(records).MedianMS) / 1000
+		median := float64(Summarize(records).MedianMS)
 		fmt.Fprintf(&b, `<line class="median" x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="black" stroke-dasharray="4 3"/>`+"\n", left, width-right, y(median), y(median))
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" font-size="11">median %.2f s</text>`+"\n", width-right, y(median)-4, median)
+		// Its label goes with the legend, where no bar can hide it.
+		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="black" stroke-dasharray="4 3"/><text x="%d" y="%d">median %s</text>`+"\n",
+			left, left+24, height-12, height-12, left+30, height-8, waitLabel(int64(median)))
 		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", left, top+int(plotH)+16, esc(records[0].Time.Format("2006-01-02")))
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", width-right, top+int(plotH)+16, esc(records[n-1].Time.Format("2006-01-02")))
 	}
