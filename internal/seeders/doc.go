@@ -1,0 +1,28 @@
+// Package seeders carries a random seed across boots on the boot medium and
+// hands it to the kernel without ever crediting a seed twice.
+//
+// The pieces, from the bottom up:
+//
+//   - Record is the on-medium seed format (docs/seed-format.md): magic,
+//     version, a "creditable" flag, a generation counter, 32 seed bytes and a
+//     SHA-256 checksum. ParseRecord tells a foreign or empty location
+//     (ErrNotRecord) from a torn record of ours (ErrChecksum, ErrVersion).
+//     NextRecord derives a replacement from the old seed, fresh kernel
+//     randomness, clocks and the boot id, so a new seed never regresses.
+//   - CheckLayout decides from the partition tables alone whether a raw
+//     sector of a disk is provably unused (DESIGN rule 5); Classify decides
+//     whether its current content is ours to replace.
+//   - SectorBackend and FileBackend read and write one seed location each,
+//     and re-check safety on a fresh read in the same open before every
+//     write.
+//   - Seeder runs the protocol for one backend: load, write and verify the
+//     replacement, and only then credit the old seed to the kernel (DESIGN
+//     rule 2); otherwise mix it at most.
+//   - EditBootConfig sets a token on the kernel lines of a syslinux or GRUB
+//     configuration without touching anything else, for a command-line
+//     seed (which is world-readable, so only ever mixed).
+//
+// Seed bytes are never printable: Record and Loaded keep them behind
+// pointers that fmt prints as addresses, and their String, Format and JSON
+// forms leave them out.
+package seeders
