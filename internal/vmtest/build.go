@@ -1,0 +1,38 @@
+package vmtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// guestInitPackage is the guest's /init.
+const guestInitPackage = "gitlab.tails.boum.org/tails/entropy-gate/internal/vmtest/guestinit"
+
+// Build compiles the Go package pkg into a static linux/amd64 binary in
+// dir and returns its path. pkg is what "go build" takes, a relative path
+// like ./cmd/entropy-gate meaning a folder of the module root.
+func Build(ctx context.Context, pkg, dir string) (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	out, err := filepath.Abs(filepath.Join(dir, path.Base(pkg)))
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", pkg, err)
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	var output bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &output, &output
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build %s: %w: %s", pkg, err, strings.TrimSpace(output.String()))
+	}
+	return out, nil
+}

@@ -1,0 +1,101 @@
+// Package vmtest boots Debian's real Linux kernel under QEMU with our
+// static binaries in an initramfs, runs a scenario in the guest and
+// returns its timestamped events to Go tests.
+//
+// The guest is deliberately poor in entropy: QEMU's qemu64 CPU without
+// RDRAND/RDSEED, random.trust_cpu=off and random.trust_bootloader=off, no
+// network, no virtio-rng unless asked. An idle guest stays "not ready"
+// for a minute and more, so waiting, timeout and "a seed makes it ready"
+// scenarios are deterministic.
+//
+// QEMU runs as software emulation (TCG), never KVM, so every machine
+// behaves alike. The kernel is Debian's own, booted from the ELF inside
+// its bzImage through the PVH entry point: the bzImage would spend
+// seconds unpacking itself under emulation. A boot costs about 5 s of
+// wall time and one core; init starts at about 3 s of guest uptime.
+// Boots are serialised with a lock in the cache folder, across test
+// processes too.
+//
+// # Use
+//
+//	lab := vmtest.New(t) // skips without root/packages or with -short
+//	gate, err := lab.Build(ctx, "./cmd/entropy-gate")
+//	res, err := lab.Boot(ctx, vmtest.Config{
+//		Files:  map[string]string{"/bin/entropy-gate": gate},
+//		Disks:  []vmtest.Disk{{Path: stick.Path}},
+//		Append: []string{"entropy_gate.timeout=5s"},
+//		Script: `
+//			probe
+//			start gate /bin/entropy-gate wait
+//			sleep 1s
+//			credit 256
+//			wait gate
+//		`,
+//	})
+//	code, err := res.ExitCode(2)
+//
+// Programs use Prepare instead of New (see the example). The first
+// preparation installs the Debian packages qemu-system-x86 cpio gdisk
+// dosfstools mtools xz-utils if they are missing (as root), and downloads
+// the current linux-image-*-amd64 named by linux-image-amd64 into the
+// cache: $ENTROPY_GATE_CACHE/vmtest, or .cache/vmtest in the module root.
+// Later runs reuse it without downloading; a newer kernel replaces it.
+//
+// # Scenario
+//
+// One step per line. Words are separated by blanks; '…' quotes literally,
+// "…" quotes with backslash escapes (\n and \t are newline and tab), a
+// backslash outside quotes escapes the next character, and # at the start
+// of a word comments out the rest of the line. A step written with a
+// leading '-' (as in -pwrite) may fail: its error is reported and the
+// scenario goes on; any other failing step ends the scenario and Boot
+// returns an error. Steps are numbered from 1 in order; every event
+// carries the number of the step that caused it (0 for init itself).
+//
+//	run CMD [ARG...]             run a command; each output line is an event, then its exit
+//	start NAME CMD [ARG...]      run a command in the background as job NAME
+//	wait NAME                    wait until job NAME has exited
+//	sleep DURATION               sleep, e.g. 500ms (Go duration syntax)
+//	credit BITS                  RNDADDENTROPY on /dev/urandom: BITS credited, BITS/8 bytes
+//	probe                        readiness (zero-length getrandom GRND_NONBLOCK) and entropy_avail
+//	waitready [INTERVAL]         poll the probe (every 10ms by default) until ready
+//	cat PATH                     each line of a small text file (never a seed: hash it)
+//	hash PATH OFFSET LENGTH      SHA-256 of a byte range, e.g. of a disk sector
+//	write PATH TEXT              create or truncate a file with TEXT, then fsync
+//	pwrite PATH OFFSET TEXT      write TEXT at byte OFFSET of an existing file or device, then fsync
+//	mount SOURCE TARGET FSTYPE [OPTIONS]   mount; ro, nosuid, nodev, noexec are flags
+//	env KEY=VALUE                set a variable for the commands of later steps
+//
+// The guest's /init also runs a single step outside PID 1, so a job can
+// be any step: "start poller /init waitready".
+//
+// # Events
+//
+// The guest prints each event as one console line:
+//
+//	EGLAB <CLOCK_MONOTONIC ns> <step> <kind> key=value key="quoted value" … ~<crc32>
+//
+// Values that are not plain words are Go-quoted (ASCII only); the CRC-32
+// of everything before " ~" lets the parser reject a line a kernel message
+// broke into. Lines are found anywhere in the console, after terminal
+// escape codes are stripped. Kinds and their fields:
+//
+//	init     boottime (kernel uptime in ns), kernel, cmdline
+//	module   name                          (a module was loaded)
+//	step     text                          (a step begins)
+//	stdout   line [name]                   stderr: the same
+//	exit     code [signal] [name]          (a run or start command ended)
+//	credit   bits bytes took               (right after RNDADDENTROPY returned)
+//	probe    ready entropy_avail
+//	ready    polls entropy_avail           (waitready saw the CRNG ready)
+//	cat      path text
+//	hash     path offset length sha256
+//	error    msg                           panic: msg
+//	done                                   (every step ran; power-off follows)
+//
+// # Disks
+//
+// NewStick builds a disk image laid out like a Tails USB stick: GPT, a
+// FAT32 EFI system partition from LBA 2048, LBA 34–2047 left zero. Files
+// go in and out of its FAT with mtools, without mounting anything.
+package vmtest

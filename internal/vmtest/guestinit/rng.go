@@ -1,0 +1,80 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/vmtest/protocol"
+)
+
+const entropyAvailPath = "/proc/sys/kernel/random/entropy_avail"
+
+// probe reports whether the CRNG is initialized, by getrandom's word: a
+// zero-length GRND_NONBLOCK call succeeds once it is and fails with
+// EAGAIN before. It also returns entropy_avail as the kernel prints it.
+func probe() (ready bool, entropyAvail string, err error) {
+	_, _, errno := unix.Syscall(unix.SYS_GETRANDOM, 0, 0, unix.GRND_NONBLOCK)
+	switch errno {
+	case 0:
+		ready = true
+	case unix.EAGAIN:
+	default:
+		return false, "", fmt.Errorf("getrandom: %w", errno)
+	}
+	avail, err := os.ReadFile(entropyAvailPath)
+	if err != nil {
+		return false, "", fmt.Errorf("read entropy_avail: %w", err)
+	}
+	return ready, strings.TrimSpace(string(avail)), nil
+}
+
+// credit hands bits/8 bytes to the kernel with RNDADDENTROPY, crediting
+// bits, and emits an event as soon as the ioctl returns.
+func (g *guest) credit(step, bits int) error {
+	if bits <= 0 {
+		return errors.New("credit: bits must be positive")
+	}
+	size := (bits + 7) / 8
+	// struct rand_pool_info: int entropy_count (bits), int buf_size
+	// (bytes), then the bytes.
+	req := make([]byte, 8+size)
+	binary.NativeEndian.PutUint32(req[0:4], uint32(bits))
+	binary.NativeEndian.PutUint32(req[4:8], uint32(size))
+	fillTestBytes(req[8:])
+
+	f, err := os.OpenFile("/dev/urandom", os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("credit: %w", err)
+	}
+	defer f.Close()
+	start := time.Now()
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDADDENTROPY, uintptr(unsafe.Pointer(&req[0])))
+	took := time.Since(start)
+	runtime.KeepAlive(req)
+	if errno != 0 {
+		return fmt.Errorf("credit: RNDADDENTROPY: %w", errno)
+	}
+	g.emit(step, protocol.KindCredit, "bits", strconv.Itoa(bits), "bytes", strconv.Itoa(size), "took", took.String())
+	return nil
+}
+
+// fillTestBytes fills b with bytes that are good enough for a throwaway
+// test VM and do not touch the kernel RNG under test: a ChaCha8 stream
+// keyed from the clocks. Never use this for anything real.
+func fillTestBytes(b []byte) {
+	var seed [32]byte
+	binary.LittleEndian.PutUint64(seed[:], uint64(monotonic()))
+	binary.LittleEndian.PutUint64(seed[8:], uint64(time.Now().UnixNano()))
+	stream := rand.NewChaCha8(seed)
+	_, _ = stream.Read(b)
+}
