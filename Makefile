@@ -19,6 +19,11 @@ TEST_TIMEOUT ?= 40m
 
 BINARIES := bin/entropy-gate
 
+# The main job: boot the real kernel in QEMU and show how the gate waits.
+.PHONY: demo
+demo:
+	$(GO) run ./internal/demo
+
 .PHONY: all build test unit lint fuzz fuzz-short bench run install clean deps pot po mo check-po
 
 all: build

@@ -1,0 +1,137 @@
+// Command demo boots Debian's real kernel under QEMU with entropy-gate
+// inside and prints, for people, how each boot waits for the kernel's
+// random number generator: without any help, and with a hardware RNG.
+// It is `make demo`, the project's first command; it installs what it
+// needs (as root) and caches the kernel.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"strings"
+	"time"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/history"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/vmtest"
+)
+
+func main() {
+	log.SetFlags(0)
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		log.Fatalf("demo: %v", err)
+	}
+}
+
+// scenario is one boot of the demo.
+type scenario struct {
+	title     string
+	virtioRNG bool
+}
+
+var scenarios = []scenario{
+	{title: "No hardware RNG, no seed: the gate waits actively, and the kernel gathers CPU jitter entropy"},
+	{title: "With a hardware RNG (virtio-rng): the kernel is ready before the gate starts", virtioRNG: true},
+}
+
+// script runs the gate service as a boot would, then shows its record.
+const script = `
+	probe
+	run /bin/entropy-gate run
+	cat /var/lib/entropy-gate/history.jsonl
+`
+
+// readyByText explains history's ReadyBy names.
+var readyByText = map[string]string{
+	history.BySeed:    "a seed from the boot medium",
+	history.ByHWRNG:   "the hardware RNG",
+	history.ByCPU:     "the CPU's RNG",
+	history.ByJitter:  "the kernel's own jitter entropy, started by the active wait",
+	history.ByEntropy: "entropy from interrupts and devices",
+	history.ByAlready: "something before the gate (bootloader seed, hardware or CPU RNG)",
+	history.ByTimeout: "nothing: the timeout expired",
+}
+
+func run(args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return fmt.Errorf("no arguments expected, got %q", args)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	lab, err := vmtest.Prepare(ctx, vmtest.Options{Logf: log.Printf})
+	if err != nil {
+		return err
+	}
+	defer lab.Close()
+	gate, err := lab.Build(ctx, "./cmd/entropy-gate")
+	if err != nil {
+		return err
+	}
+	k := lab.Kernel()
+	fmt.Fprintf(stdout, "entropy-gate on Debian's kernel %s (%s) under QEMU: no RDRAND, random.trust_cpu=off, random.trust_bootloader=off\n", k.Release, k.Version)
+
+	var waits []string
+	for i, sc := range scenarios {
+		res, err := lab.Boot(ctx, vmtest.Config{
+			Files:     map[string]string{"/bin/entropy-gate": gate},
+			VirtioRNG: sc.virtioRNG,
+			Script:    script,
+		})
+		if err != nil {
+			return fmt.Errorf("boot %d: %w", i+1, err)
+		}
+		fmt.Fprintf(stdout, "\nBoot %d — %s\n", i+1, sc.title)
+		r, err := printTimeline(stdout, res)
+		if err != nil {
+			return fmt.Errorf("boot %d: %w", i+1, err)
+		}
+		waits = append(waits, fmt.Sprintf("%d ms (%s)", r.WaitedMS, r.ReadyBy))
+	}
+	fmt.Fprintf(stdout, "\nWaited: %s.\n", strings.Join(waits, " without help, "))
+	return nil
+}
+
+func line(w io.Writer, at time.Duration, text string) {
+	fmt.Fprintf(w, "  %8.3f s  %s\n", at.Seconds(), text)
+}
+
+// printTimeline tells one boot's story from its events and returns the
+// gate's record of it.
+func printTimeline(w io.Writer, res *vmtest.Result) (history.Record, error) {
+	line(w, 0, "kernel started")
+	if init, ok := res.First("init"); ok {
+		line(w, init.Time, "init started")
+	}
+	if p, ok := res.Find(1, "probe"); ok {
+		state := "initialized"
+		if p.Get("ready") != "true" {
+			state = "not initialized"
+		}
+		line(w, p.Time, fmt.Sprintf("kernel random number generator %s, entropy_avail %s bits", state, p.Get("entropy_avail")))
+	}
+	for _, e := range res.Events {
+		if e.Step == 2 && (e.Kind == "stdout" || e.Kind == "stderr") {
+			line(w, e.Time, "entropy-gate: "+e.Get("line"))
+		}
+	}
+	code, err := res.ExitCode(2)
+	if err != nil || code != 0 {
+		return history.Record{}, fmt.Errorf("entropy-gate run exited %d (%v)", code, err)
+	}
+	var records []history.Record
+	for _, e := range res.All("cat") {
+		var r history.Record
+		if e.Step == 3 && json.Unmarshal([]byte(e.Get("text")), &r) == nil {
+			records = append(records, r)
+		}
+	}
+	if len(records) != 1 {
+		return history.Record{}, fmt.Errorf("want the gate's one history record, got %d", len(records))
+	}
+	r := records[0]
+	fmt.Fprintf(w, "  %10s  made ready by %s; the gate waited %d ms\n", "", readyByText[r.ReadyBy], r.WaitedMS)
+	return r, nil
+}
