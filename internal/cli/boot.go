@@ -24,7 +24,8 @@ type bootRecorder struct {
 
 func newBootRecorder(env Env, c config.Config) *bootRecorder {
 	src := env.Doctor
-	src.Pool, src.StatePath = env.Pool, ""
+	// Only the sources' presence matters here: no kernel log, no state.
+	src.Pool, src.StatePath, src.Kmsg = env.Pool, "", ""
 	facts := doctor.Gather(src)
 	b := &bootRecorder{
 		path: env.HistoryPath,

@@ -33,7 +33,7 @@ func newGuest(t *testing.T) *guest {
 	return &guest{lab: lab, gate: bin}
 }
 
-func (g *guest) boot(t *testing.T, cfg vmtest.Config) *vmtest.Result {
+func (g *guest) boot(t testing.TB, cfg vmtest.Config) *vmtest.Result {
 	t.Helper()
 	cfg.Files = map[string]string{"/bin/entropy-gate": g.gate}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -84,7 +84,7 @@
 //	module   name                          (a module was loaded)
 //	step     text                          (a step begins)
 //	stdout   line [name]                   stderr: the same
-//	exit     code [signal] [name]          (a run or start command ended)
+//	exit     code [signal] maxrss_kb [name]  (a run or start command ended; peak RSS)
 //	credit   bits bytes took               (right after RNDADDENTROPY returned)
 //	probe    ready entropy_avail
 //	ready    polls entropy_avail           (waitready saw the CRNG ready)

@@ -160,6 +160,10 @@ func (g *guest) spawn(step int, name string, argv []string) (wait func(), err er
 		if status, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && status.Signaled() {
 			fields = append(fields, "signal", status.Signal().String())
 		}
+		if usage, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			// Peak resident set size, for benchmarks (Linux counts KiB).
+			fields = append(fields, "maxrss_kb", strconv.FormatInt(usage.Maxrss, 10))
+		}
 		if name != "" {
 			fields = append(fields, "name", name)
 		}

@@ -1,0 +1,120 @@
+package cli_test
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/vmtest"
+)
+
+// creditBoots is how many boots measure the reaction to a credit: the
+// kernel initializes once per boot, so each boot gives one sample.
+const creditBoots = 5
+
+// BenchmarkGuest boots the real kernel and reports the gate's figures in
+// guest time: the active wait, the passive reaction to a credit (p50 over
+// creditBoots boots), the passive wait without help (bounded by a
+// timeout), peak RSS, and start-up cost (exec to the first progress
+// line). Boots are expensive, so it runs once whatever b.N says.
+func BenchmarkGuest(b *testing.B) {
+	g := newBenchGuest(b)
+	var reactions, startups []time.Duration
+	var peakKB int64
+	for i := 0; i < creditBoots; i++ {
+		res := g.boot(b, vmtest.Config{Script: `
+			write /tmp/p.conf "[Gate]\nMode=passive\nTimeout=2min\n"
+			start gate /bin/entropy-gate run --config /tmp/p.conf
+			sleep 1s
+			credit 256
+			wait gate
+		`})
+		credit, _ := res.Find(4, "credit")
+		took, _ := time.ParseDuration(credit.Get("took"))
+		opened, ok := findLine(res, 2, "Open: CRNG initialized")
+		if !ok {
+			b.Fatalf("gate did not open:\n%s", res.Timeline())
+		}
+		reactions = append(reactions, opened.Time-(credit.Time-took))
+		startups = append(startups, startup(b, res, 2))
+		peakKB = max(peakKB, maxRSS(b, res, 2))
+	}
+
+	res := g.boot(b, vmtest.Config{Script: `
+		write /tmp/a.conf "[Gate]\nMode=active\nTimeout=1min\n"
+		run /bin/entropy-gate run --config /tmp/a.conf
+	`})
+	active := waitOf(b, res, 2)
+	startups = append(startups, startup(b, res, 2))
+
+	res = g.boot(b, vmtest.Config{Script: `
+		write /tmp/q.conf "[Gate]\nMode=passive\nTimeout=10s\nOnTimeout=open\n"
+		run /bin/entropy-gate run --config /tmp/q.conf
+	`})
+	if _, ok := findLine(res, 2, "Open by timeout after 10"); !ok {
+		b.Errorf("passive gate without help did not time out:\n%s", res.Timeline())
+	}
+	passive := waitOf(b, res, 2)
+
+	slices.Sort(reactions)
+	slices.Sort(startups)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(ms(active), "active-wait-ms")
+	b.ReportMetric(ms(passive), "passive-wait-ms(timeout)")
+	b.ReportMetric(ms(reactions[len(reactions)/2]), "credit-reaction-p50-ms")
+	b.ReportMetric(float64(peakKB)/1024, "peak-RSS-MiB")
+	b.ReportMetric(ms(startups[len(startups)/2]), "startup-p50-ms")
+}
+
+// newBenchGuest is newGuest for a benchmark.
+func newBenchGuest(b *testing.B) *guest {
+	b.Helper()
+	lab := vmtest.New(b)
+	bin, err := lab.Build(b.Context(), "./cmd/entropy-gate")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &guest{lab: lab, gate: bin}
+}
+
+func findLine(res *vmtest.Result, step int, text string) (vmtest.Event, bool) {
+	for _, e := range res.Events {
+		if e.Step == step && strings.Contains(e.Get("line"), text) {
+			return e, true
+		}
+	}
+	return vmtest.Event{}, false
+}
+
+// startup is the time from a step's start (the exec) to the gate's first
+// progress line.
+func startup(b *testing.B, res *vmtest.Result, step int) time.Duration {
+	begin, ok1 := res.Find(step, "step")
+	first, ok2 := findLine(res, step, "Loading random seeds")
+	if !ok1 || !ok2 {
+		b.Fatalf("no start or first line for step %d:\n%s", step, res.Timeline())
+	}
+	return first.Time - begin.Time
+}
+
+func maxRSS(b *testing.B, res *vmtest.Result, step int) int64 {
+	exit, _ := res.Find(step, "exit")
+	kb, err := strconv.ParseInt(exit.Get("maxrss_kb"), 10, 64)
+	if err != nil {
+		b.Fatalf("exit event %v: %v", exit, err)
+	}
+	return kb
+}
+
+// waitOf is how long the gate of a step waited: from its first progress
+// line to its last.
+func waitOf(b *testing.B, res *vmtest.Result, step int) time.Duration {
+	first, ok1 := findLine(res, step, "Loading random seeds")
+	last, ok2 := findLine(res, step, "Open")
+	if !ok1 || !ok2 {
+		b.Fatalf("step %d did not open:\n%s", step, res.Timeline())
+	}
+	return last.Time - first.Time
+}
