@@ -34,6 +34,10 @@ func TestInstallLayout(t *testing.T) {
 		"usr/lib/systemd/system/entropy-gate.service",
 		"usr/lib/systemd/system/tor@default.service.d/entropy-gate.conf",
 		"usr/lib/systemd/system/tails-persistent-storage.service.d/entropy-gate.conf",
+		"usr/lib/systemd/system/entropy-gate-dbus.service",
+		"usr/share/dbus-1/system.d/org.boum.tails.EntropyGate1.conf",
+		"usr/share/dbus-1/system-services/org.boum.tails.EntropyGate1.service",
+		"usr/share/dbus-1/interfaces/org.boum.tails.EntropyGate1.xml",
 		"usr/share/locale/de/LC_MESSAGES/entropy-gate.mo",
 		"usr/share/locale/fr/LC_MESSAGES/entropy-gate.mo",
 	} {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,20 +45,80 @@ type Config struct {
 	OnTimeout OnTimeout
 	// Mode is how the gate waits.
 	Mode pool.WaitMode
+	// Seed says where seeds are kept; every backend is off unless
+	// enabled.
+	Seed Seed
 
-	// origin records where each key's value came from, by key name.
+	// origin records where each key's value came from, by Section.Key.
 	origin map[string]string
+}
+
+// Seed configures the seed backends ([Seed] and [Seed.*] sections).
+type Seed struct {
+	// Medium is where the boot medium's system partition is mounted.
+	Medium  string
+	Sector  SectorSeed
+	FAT     FATSeed
+	File    FileSeed
+	Cmdline CmdlineSeed
+}
+
+// SectorSeed is [Seed.Sector]: a raw sector of the boot disk.
+type SectorSeed struct {
+	Enable bool
+	// Device is the whole disk, or "auto": the disk the boot medium is on.
+	Device string
+	LBA    int64
+	// LegacySector "mix" adopts Tails 6.4's raw random sector; "refuse"
+	// leaves any foreign sector alone.
+	LegacySector string
+	// WearRewrites > 1 rewrites a new seed 1…N times on first use.
+	WearRewrites int
+	// ImageDiskGUIDs are the disk GUIDs of published images, whose seed
+	// is never credited.
+	ImageDiskGUIDs []string
+}
+
+// FATSeed is [Seed.FAT]: a file on the FAT system partition.
+type FATSeed struct {
+	Enable bool
+	// Path is relative to Seed.Medium.
+	Path string
+}
+
+// FileSeed is [Seed.File]: a file anywhere, e.g. on persistent storage.
+type FileSeed struct {
+	Enable bool
+	Path   string
+}
+
+// CmdlineSeed is [Seed.Cmdline]: a token on the kernel command line in
+// the bootloader's configuration files; it is only ever mixed.
+type CmdlineSeed struct {
+	Enable bool
+	// Files are relative to Seed.Medium.
+	Files []string
 }
 
 // Default is the configuration without any file: wait actively (the
 // kernel generates jitter entropy, about a second on current kernels) for
 // a full 256-bit pool, for up to two minutes, then fail closed.
 func Default() Config {
-	return Config{Threshold: pool.ModernPoolSize, Timeout: 2 * time.Minute, OnTimeout: Fail, Mode: pool.Active}
+	return Config{
+		Threshold: pool.ModernPoolSize, Timeout: 2 * time.Minute, OnTimeout: Fail, Mode: pool.Active,
+		Seed: Seed{
+			Medium:  "/run/live/medium",
+			Sector:  SectorSeed{Device: "auto", LBA: 34, LegacySector: "refuse"},
+			FAT:     FATSeed{Path: "live/entropy-gate.seed"},
+			File:    FileSeed{Path: "/live/persistence/TailsData_unlocked/entropy-gate.seed"},
+			Cmdline: CmdlineSeed{Files: []string{"syslinux/live64.cfg", "EFI/debian/grub.cfg"}},
+		},
+	}
 }
 
-// Origin says where a key's value came from: "default", "FILE:LINE" or
-// "kernel command line".
+// Origin says where a key's value (named Section.Key, e.g.
+// Gate.Threshold) came from: "default", "FILE:LINE" or "kernel command
+// line".
 func (c *Config) Origin(key string) string {
 	if o, ok := c.origin[key]; ok {
 		return o
@@ -106,24 +167,81 @@ func HasErrors(problems []Problem) bool {
 	return slices.ContainsFunc(problems, func(p Problem) bool { return !p.Warning })
 }
 
-// setting is one configuration key: its name in a [Gate] section, its
-// kernel command line name, and how to parse and print it.
+// setting is one configuration key: its section and name, its kernel
+// command line name if it has one, and how to parse and print it.
 type setting struct {
-	name    string
-	cmdline string
-	set     func(c *Config, value string) error
-	get     func(c *Config) string
+	section, name string
+	cmdline       string
+	set           func(c *Config, value string) error
+	get           func(c *Config) string
 }
 
-const gateSection = "Gate"
+// key is the setting's Section.Key name, as origins are recorded.
+func (s setting) key() string { return s.section + "." + s.name }
+
+// The sections a configuration file may have.
+const (
+	gateSection    = "Gate"
+	seedSection    = "Seed"
+	sectorSection  = "Seed.Sector"
+	fatSection     = "Seed.FAT"
+	fileSection    = "Seed.File"
+	cmdlineSection = "Seed.Cmdline"
+)
+
+var sections = []string{gateSection, seedSection, sectorSection, fatSection, fileSection, cmdlineSection}
+
+func invalid(v, want string) error { return fmt.Errorf("%w %q: want %s", ErrInvalidValue, v, want) }
+
+// boolSetting is a yes/no key, written as systemd writes booleans.
+func boolSetting(section, name string, field func(*Config) *bool) setting {
+	return setting{section: section, name: name,
+		set: func(c *Config, v string) error {
+			switch strings.ToLower(v) {
+			case "yes", "true", "on", "1":
+				*field(c) = true
+			case "no", "false", "off", "0":
+				*field(c) = false
+			default:
+				return invalid(v, `"yes" or "no"`)
+			}
+			return nil
+		},
+		get: func(c *Config) string {
+			if *field(c) {
+				return "yes"
+			}
+			return "no"
+		},
+	}
+}
+
+// pathSetting is an absolute path, or a path relative to the medium.
+func pathSetting(section, name string, absolute bool, field func(*Config) *string) setting {
+	return setting{section: section, name: name,
+		set: func(c *Config, v string) error {
+			switch {
+			case v == "" || strings.ContainsRune(v, 0):
+				return invalid(v, "a path")
+			case absolute && !filepath.IsAbs(v):
+				return invalid(v, "an absolute path")
+			case !absolute && (filepath.IsAbs(v) || strings.HasPrefix(filepath.Clean(v), "..")):
+				return invalid(v, "a path inside the boot medium")
+			}
+			*field(c) = v
+			return nil
+		},
+		get: func(c *Config) string { return *field(c) },
+	}
+}
 
 var settings = []setting{
 	{
-		name: "Threshold", cmdline: "entropy_gate.threshold",
+		section: gateSection, name: "Threshold", cmdline: "entropy_gate.threshold",
 		set: func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				return fmt.Errorf("%w %q: want a whole number of bits, 0 or more", ErrInvalidValue, v)
+				return invalid(v, "a whole number of bits, 0 or more")
 			}
 			c.Threshold = n
 			return nil
@@ -131,7 +249,7 @@ var settings = []setting{
 		get: func(c *Config) string { return strconv.Itoa(c.Threshold) },
 	},
 	{
-		name: "Timeout", cmdline: "entropy_gate.timeout",
+		section: gateSection, name: "Timeout", cmdline: "entropy_gate.timeout",
 		set: func(c *Config, v string) error {
 			d, err := ParseTimespan(v)
 			if err != nil {
@@ -143,7 +261,7 @@ var settings = []setting{
 		get: func(c *Config) string { return FormatTimespan(c.Timeout) },
 	},
 	{
-		name: "OnTimeout", cmdline: "entropy_gate.on_timeout",
+		section: gateSection, name: "OnTimeout", cmdline: "entropy_gate.on_timeout",
 		set: func(c *Config, v string) error {
 			switch v {
 			case "open":
@@ -151,14 +269,14 @@ var settings = []setting{
 			case "fail":
 				c.OnTimeout = Fail
 			default:
-				return fmt.Errorf(`%w %q: want "open" or "fail"`, ErrInvalidValue, v)
+				return invalid(v, `"open" or "fail"`)
 			}
 			return nil
 		},
 		get: func(c *Config) string { return c.OnTimeout.String() },
 	},
 	{
-		name: "Mode", cmdline: "entropy_gate.mode",
+		section: gateSection, name: "Mode", cmdline: "entropy_gate.mode",
 		set: func(c *Config, v string) error {
 			m, err := pool.ParseWaitMode(v)
 			if err != nil {
@@ -169,7 +287,93 @@ var settings = []setting{
 		},
 		get: func(c *Config) string { return c.Mode.String() },
 	},
+	pathSetting(seedSection, "Medium", true, func(c *Config) *string { return &c.Seed.Medium }),
+	boolSetting(sectorSection, "Enable", func(c *Config) *bool { return &c.Seed.Sector.Enable }),
+	{
+		section: sectorSection, name: "Device",
+		set: func(c *Config, v string) error {
+			if v != "auto" && !strings.HasPrefix(v, "/") {
+				return invalid(v, `"auto" or a device path`)
+			}
+			c.Seed.Sector.Device = v
+			return nil
+		},
+		get: func(c *Config) string { return c.Seed.Sector.Device },
+	},
+	{
+		section: sectorSection, name: "LBA",
+		set: func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1 {
+				return invalid(v, "a sector number, 1 or more")
+			}
+			c.Seed.Sector.LBA = n
+			return nil
+		},
+		get: func(c *Config) string { return strconv.FormatInt(c.Seed.Sector.LBA, 10) },
+	},
+	{
+		section: sectorSection, name: "LegacySector",
+		set: func(c *Config, v string) error {
+			if v != "mix" && v != "refuse" {
+				return invalid(v, `"mix" or "refuse"`)
+			}
+			c.Seed.Sector.LegacySector = v
+			return nil
+		},
+		get: func(c *Config) string { return c.Seed.Sector.LegacySector },
+	},
+	{
+		section: sectorSection, name: "WearRewrites",
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 1000 {
+				return invalid(v, "a count from 0 to 1000")
+			}
+			c.Seed.Sector.WearRewrites = n
+			return nil
+		},
+		get: func(c *Config) string { return strconv.Itoa(c.Seed.Sector.WearRewrites) },
+	},
+	{
+		section: sectorSection, name: "ImageDiskGUID",
+		set: func(c *Config, v string) error {
+			for _, g := range strings.Fields(v) {
+				if !guidPattern.MatchString(g) {
+					return invalid(g, "a GUID like 01234567-89ab-cdef-0123-456789abcdef")
+				}
+			}
+			// Like systemd's list settings: each line adds, an empty one resets.
+			if v == "" {
+				c.Seed.Sector.ImageDiskGUIDs = nil
+			}
+			c.Seed.Sector.ImageDiskGUIDs = append(c.Seed.Sector.ImageDiskGUIDs, strings.Fields(v)...)
+			return nil
+		},
+		get: func(c *Config) string { return strings.Join(c.Seed.Sector.ImageDiskGUIDs, " ") },
+	},
+	boolSetting(fatSection, "Enable", func(c *Config) *bool { return &c.Seed.FAT.Enable }),
+	pathSetting(fatSection, "Path", false, func(c *Config) *string { return &c.Seed.FAT.Path }),
+	boolSetting(fileSection, "Enable", func(c *Config) *bool { return &c.Seed.File.Enable }),
+	pathSetting(fileSection, "Path", true, func(c *Config) *string { return &c.Seed.File.Path }),
+	boolSetting(cmdlineSection, "Enable", func(c *Config) *bool { return &c.Seed.Cmdline.Enable }),
+	{
+		section: cmdlineSection, name: "Files",
+		set: func(c *Config, v string) error {
+			files := strings.Fields(v)
+			for _, f := range files {
+				if filepath.IsAbs(f) || strings.HasPrefix(filepath.Clean(f), "..") {
+					return invalid(f, "paths inside the boot medium")
+				}
+			}
+			c.Seed.Cmdline.Files = files
+			return nil
+		},
+		get: func(c *Config) string { return strings.Join(c.Seed.Cmdline.Files, " ") },
+	},
 }
+
+var guidPattern = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
 
 func lookup(match func(setting) bool) (setting, bool) {
 	i := slices.IndexFunc(settings, match)
@@ -203,7 +407,7 @@ func (c *Config) Parse(name, text string) []Problem {
 				continue
 			}
 			section = line[1 : len(line)-1]
-			if section != gateSection {
+			if !slices.Contains(sections, section) {
 				problems = append(problems, Problem{Where: where, Err: fmt.Errorf("%w: section [%s] ignored", ErrUnknownKey, section), Warning: true})
 			}
 			continue
@@ -217,10 +421,10 @@ func (c *Config) Parse(name, text string) []Problem {
 		case section == "":
 			problems = append(problems, Problem{Where: where, Key: key, Err: fmt.Errorf("%w: key outside a section", ErrSyntax)})
 			continue
-		case section != gateSection:
+		case !slices.Contains(sections, section):
 			continue // its section was already reported
 		}
-		s, known := lookup(func(s setting) bool { return s.name == key })
+		s, known := lookup(func(s setting) bool { return s.section == section && s.name == key })
 		if !known {
 			problems = append(problems, Problem{Where: where, Key: key, Err: fmt.Errorf("%w in [%s], ignored", ErrUnknownKey, section), Warning: true})
 			continue
@@ -229,7 +433,7 @@ func (c *Config) Parse(name, text string) []Problem {
 			problems = append(problems, Problem{Where: where, Key: key, Err: fmt.Errorf("%w; keeping %s", err, s.get(c))})
 			continue
 		}
-		c.setOrigin(s.name, where)
+		c.setOrigin(s.key(), where)
 	}
 	return problems
 }
@@ -246,7 +450,7 @@ func (c *Config) ParseCmdline(cmdline string) []Problem {
 		if !strings.HasPrefix(param, "entropy_gate.") {
 			continue
 		}
-		s, known := lookup(func(s setting) bool { return s.cmdline == param })
+		s, known := lookup(func(s setting) bool { return s.cmdline != "" && s.cmdline == param })
 		if !known {
 			problems = append(problems, Problem{Where: cmdlineOrigin, Key: param, Err: fmt.Errorf("%w, ignored", ErrUnknownKey), Warning: true})
 			continue
@@ -255,7 +459,7 @@ func (c *Config) ParseCmdline(cmdline string) []Problem {
 			problems = append(problems, Problem{Where: cmdlineOrigin, Key: param, Err: fmt.Errorf("%w; keeping %s", err, s.get(c))})
 			continue
 		}
-		c.setOrigin(s.name, cmdlineOrigin)
+		c.setOrigin(s.key(), cmdlineOrigin)
 	}
 	return problems
 }
@@ -349,9 +553,14 @@ func Load(src Sources) (Config, []Problem) {
 // has no trailing comments).
 func (c *Config) WriteEffective(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[%s]\n", gateSection)
-	for _, s := range settings {
-		fmt.Fprintf(&b, "# from %s\n%s=%s\n", c.Origin(s.name), s.name, s.get(c))
+	for i, s := range settings {
+		if i == 0 || settings[i-1].section != s.section {
+			if i > 0 {
+				b.WriteString("\n")
+			}
+			fmt.Fprintf(&b, "[%s]\n", s.section)
+		}
+		fmt.Fprintf(&b, "# from %s\n%s=%s\n", c.Origin(s.key()), s.name, s.get(c))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -209,10 +210,10 @@ func TestLoadPrecedence(t *testing.T) {
 		t.Errorf("config = %+v, want threshold from the command line, timeout from the last drop-in", c)
 	}
 	for key, want := range map[string]string{
-		"Threshold": "kernel command line",
-		"Timeout":   filepath.Join(src.DropInDir, "20-late.conf") + ":2",
-		"OnTimeout": src.File + ":4",
-		"Mode":      "default",
+		"Gate.Threshold": "kernel command line",
+		"Gate.Timeout":   filepath.Join(src.DropInDir, "20-late.conf") + ":2",
+		"Gate.OnTimeout": src.File + ":4",
+		"Gate.Mode":      "default",
 	} {
 		if got := c.Origin(key); got != want {
 			t.Errorf("Origin(%s) = %q, want %q", key, got, want)
@@ -355,8 +356,71 @@ func TestShippedFileStatesTheDefaults(t *testing.T) {
 		t.Errorf("shipped file says %+v, defaults are %+v", got, d)
 	}
 	for _, s := range settings {
-		if got.Origin(s.name) == "default" {
-			t.Errorf("shipped file does not document %s", s.name)
+		if got.Origin(s.key()) == "default" {
+			t.Errorf("shipped file does not document %s", s.key())
+		}
+	}
+}
+
+func TestParseSeedSections(t *testing.T) {
+	c := Default()
+	problems := c.Parse("seed.conf", `[Seed]
+Medium=/media/boot
+[Seed.Sector]
+Enable=yes
+Device=/dev/sdb
+LBA=40
+LegacySector=mix
+WearRewrites=500
+ImageDiskGUID=01234567-89ab-cdef-0123-456789ABCDEF
+ImageDiskGUID=11111111-2222-3333-4444-555555555555
+[Seed.FAT]
+Enable=true
+Path=EFI/entropy.seed
+[Seed.File]
+Enable=on
+Path=/var/lib/entropy-gate/seed
+[Seed.Cmdline]
+Enable=1
+Files=isolinux/live.cfg boot/grub/grub.cfg
+`)
+	if len(problems) != 0 {
+		t.Fatalf("problems: %v", problems)
+	}
+	want := Seed{
+		Medium: "/media/boot",
+		Sector: SectorSeed{Enable: true, Device: "/dev/sdb", LBA: 40, LegacySector: "mix", WearRewrites: 500,
+			ImageDiskGUIDs: []string{"01234567-89ab-cdef-0123-456789ABCDEF", "11111111-2222-3333-4444-555555555555"}},
+		FAT:     FATSeed{Enable: true, Path: "EFI/entropy.seed"},
+		File:    FileSeed{Enable: true, Path: "/var/lib/entropy-gate/seed"},
+		Cmdline: CmdlineSeed{Enable: true, Files: []string{"isolinux/live.cfg", "boot/grub/grub.cfg"}},
+	}
+	if fmt.Sprint(c.Seed) != fmt.Sprint(want) {
+		t.Errorf("Seed = %+v\nwant   %+v", c.Seed, want)
+	}
+}
+
+func TestParseSeedSectionsRejects(t *testing.T) {
+	for _, line := range []string{
+		"[Seed.Sector]\nEnable=maybe",
+		"[Seed.Sector]\nDevice=sdb",
+		"[Seed.Sector]\nLBA=0",
+		"[Seed.Sector]\nLegacySector=overwrite",
+		"[Seed.Sector]\nWearRewrites=100000",
+		"[Seed.Sector]\nImageDiskGUID=not-a-guid",
+		"[Seed.FAT]\nPath=/abs/path",
+		"[Seed.FAT]\nPath=../outside",
+		"[Seed.File]\nPath=relative/seed",
+		"[Seed.Cmdline]\nFiles=../../etc/passwd",
+		"[Seed]\nMedium=relative",
+	} {
+		c := Default()
+		problems := c.Parse("bad.conf", line)
+		if len(problems) != 1 || !errors.Is(problems[0], ErrInvalidValue) {
+			t.Errorf("%q: problems = %v, want one invalid value", line, problems)
+		}
+		if fmt.Sprint(c.Seed) != fmt.Sprint(Default().Seed) {
+			t.Errorf("%q changed the seed configuration: %+v", line, c.Seed)
 		}
 	}
 }
