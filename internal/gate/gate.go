@@ -44,6 +44,8 @@ type Progress struct {
 	EntropyAvail      int
 	Started           time.Time
 	Waited            time.Duration
+	// Seeds is what the seed backends did, from the Seed hook.
+	Seeds []gatestate.Seed
 }
 
 // Fraction estimates how far the pool is towards opening the gate, from 0
@@ -69,8 +71,9 @@ type Gate struct {
 	Pool   pool.Pool
 	Config config.Config
 	Sinks  []Sink
-	// Seed runs in the seeding phase, before the wait; nil skips it.
-	Seed func(ctx context.Context)
+	// Seed runs in the seeding phase, before the wait, and reports what
+	// each backend did; nil skips it.
+	Seed func(ctx context.Context) []gatestate.Seed
 	// Interval overrides DefaultInterval.
 	Interval time.Duration
 	// Logf reports warnings; nil discards them.
@@ -158,7 +161,7 @@ func (g *Gate) Run(ctx context.Context) (Progress, error) {
 	}
 	g.emit(p)
 	if g.Seed != nil {
-		g.Seed(ctx)
+		p.Seeds = g.Seed(ctx)
 	}
 
 	p.Phase = gatestate.Waiting

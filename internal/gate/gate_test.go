@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -176,7 +177,7 @@ func TestRun(t *testing.T) {
 			if tt.wantPhases != nil && fmt.Sprint(rec.phases()) != fmt.Sprint(tt.wantPhases) {
 				t.Errorf("phases = %v, want %v", rec.phases(), tt.wantPhases)
 			}
-			if last := rec.updates[len(rec.updates)-1]; last != p {
+			if last := rec.updates[len(rec.updates)-1]; !reflect.DeepEqual(last, p) {
 				t.Errorf("last update %+v is not the final progress %+v", last, p)
 			}
 		})
@@ -201,15 +202,20 @@ func TestRunSeedsBeforeWaiting(t *testing.T) {
 	f := modernFake(0)
 	rec := &recorder{}
 	g := &Gate{Pool: f, Config: cfg(256, time.Second, config.Fail), Sinks: []Sink{rec}}
-	g.Seed = func(context.Context) {
+	seeds := []gatestate.Seed{{Backend: "test", Action: gatestate.SeedLoad, Loaded: true, CreditedBits: 256}}
+	g.Seed = func(context.Context) []gatestate.Seed {
 		if got := rec.phases(); fmt.Sprint(got) != fmt.Sprint([]gatestate.Phase{gatestate.Seeding}) {
 			t.Errorf("seeding hook ran in phases %v", got)
 		}
 		f.Credit(make([]byte, 32), 256)
+		return seeds
 	}
 	p, err := g.Run(context.Background())
 	if err != nil || p.Outcome != gatestate.Ready {
 		t.Fatalf("Run = %+v, %v; want opened by the credited seed", p, err)
+	}
+	if !reflect.DeepEqual(p.Seeds, seeds) {
+		t.Errorf("seeds = %+v, want the hook's", p.Seeds)
 	}
 	if n := rec.count(gatestate.Waiting); n != 0 {
 		t.Errorf("%d waiting updates after a seed made the pool ready", n)

@@ -3,6 +3,8 @@ package gate
 import (
 	"fmt"
 	"io"
+	"reflect"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -177,8 +179,9 @@ func (s *StateFileSink) Update(p Progress) {
 		EntropyAvail:      p.EntropyAvail,
 		CRNGInitialized:   p.CRNGInitialized,
 		Started:           p.Started,
+		Seeds:             p.Seeds,
 	}
-	if same := s.last; same.Version != 0 && same == withTimes(st, same) {
+	if s.last.Version != 0 && sameState(st, s.last) {
 		return
 	}
 	st.Updated = p.Started.Add(p.Waited)
@@ -194,9 +197,12 @@ func (s *StateFileSink) Update(p Progress) {
 	s.last = st
 }
 
-// withTimes copies the wait clock fields of from into st, so comparing
-// the result with from ignores them.
-func withTimes(st, from gatestate.State) gatestate.State {
-	st.Updated, st.WaitedMS = from.Updated, from.WaitedMS
-	return st
+// sameState compares states but for the wait clock.
+func sameState(a, b gatestate.State) bool {
+	if !slices.Equal(a.Seeds, b.Seeds) {
+		return false
+	}
+	a.Seeds, b.Seeds = nil, nil
+	a.Updated, a.WaitedMS = b.Updated, b.WaitedMS
+	return reflect.DeepEqual(a, b)
 }

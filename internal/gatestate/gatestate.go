@@ -58,7 +58,36 @@ type State struct {
 	Started           time.Time `json:"started"`
 	Updated           time.Time `json:"updated"`
 	WaitedMS          int64     `json:"waited_ms"`
+	// Seeds is what each seed backend did this boot: at load, and when
+	// the seeds were refreshed after the gate opened.
+	Seeds []Seed `json:"seeds,omitempty"`
 }
+
+// Seed is one seed backend's result, with seeders.Result's names. It holds
+// what happened, never seed bytes.
+type Seed struct {
+	Backend string `json:"backend"`
+	// Action is "load" (at boot: credit or mix the old seed, write its
+	// replacement), "refresh" (after the gate opened) or "save" (at
+	// shutdown).
+	Action           string `json:"action"`
+	Loaded           bool   `json:"loaded"`
+	Content          string `json:"content,omitempty"`
+	Creditable       bool   `json:"creditable"`
+	Refreshed        bool   `json:"refreshed"`
+	StoredCreditable bool   `json:"stored_creditable"`
+	CreditedBits     int    `json:"credited_bits"`
+	Mixed            bool   `json:"mixed"`
+	Reason           string `json:"reason"`
+	Error            string `json:"error,omitempty"`
+}
+
+// Seed actions.
+const (
+	SeedLoad    = "load"
+	SeedRefresh = "refresh"
+	SeedSave    = "save"
+)
 
 // ErrNotRun means there is no state file: the gate has not run this boot.
 var ErrNotRun = errors.New("gate has not run")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -14,6 +15,7 @@ func TestWriteRead(t *testing.T) {
 		Phase: Open, Outcome: Timeout, Reason: "timeout expired", Mode: "passive", Semantics: "modern",
 		Threshold: 256, EntropyAvailStart: 4, EntropyAvail: 17, Started: time.Unix(100, 0).UTC(),
 		Updated: time.Unix(105, 0).UTC(), WaitedMS: 5000,
+		Seeds: []Seed{{Backend: "sector:/dev/sda@34", Action: SeedLoad, Loaded: true, Content: "record", Creditable: true, Refreshed: true, CreditedBits: 256, Reason: "credited 256 bits"}},
 	}
 	if err := Write(path, want); err != nil {
 		t.Fatal(err)
@@ -23,7 +25,7 @@ func TestWriteRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	want.Version = Version
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Read = %+v, want %+v", got, want)
 	}
 	fi, err := os.Stat(path)

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"crypto/rand"
 	"sync"
 )
 
@@ -129,6 +130,13 @@ func (f *Fake) Mix(seed []byte) error {
 	}
 	f.mixes = append(f.mixes, len(seed))
 	return nil
+}
+
+// Random implements Pool with the host's random numbers: a Fake stands
+// for a kernel in tests, whose host is long initialized.
+func (f *Fake) Random(buf []byte) error {
+	_, err := rand.Read(buf)
+	return err
 }
 
 // Credits returns the RNDADDENTROPY calls made so far.

@@ -97,3 +97,28 @@ func TestFakeWaitCancels(t *testing.T) {
 		t.Errorf("Wait = %v, want deadline exceeded", err)
 	}
 }
+
+func TestHostRandom(t *testing.T) {
+	k := NewKernel("/proc", "/dev")
+	a, b := make([]byte, 64), make([]byte, 64)
+	if err := k.Random(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Random(b); err != nil {
+		t.Fatal(err)
+	}
+	if string(a) == string(b) || string(a) == string(make([]byte, 64)) {
+		t.Errorf("Random returned repeated or zero bytes")
+	}
+}
+
+func TestRandomFallsBackToURandom(t *testing.T) {
+	k := NewKernel("/proc", "/dev")
+	buf := make([]byte, 32)
+	if err := k.readURandom(buf); err != nil || string(buf) == string(make([]byte, 32)) {
+		t.Errorf("readURandom: %v", err)
+	}
+	if err := NewKernel("/proc", t.TempDir()).readURandom(buf); err == nil {
+		t.Errorf("readURandom without a device succeeded")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -306,6 +307,36 @@ func randPoolInfo(seed []byte, bits int) ([]byte, error) {
 	binary.NativeEndian.PutUint32(info[4:8], uint32(len(seed)))
 	copy(info[8:], seed)
 	return info, nil
+}
+
+// Random fills buf with getrandom(GRND_INSECURE), which never blocks, or
+// from /dev/urandom on kernels before 5.6 that lack the flag.
+func (k *Kernel) Random(buf []byte) error {
+	for filled := 0; filled < len(buf); {
+		n, err := unix.Getrandom(buf[filled:], unix.GRND_INSECURE)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EINVAL):
+			return k.readURandom(buf[filled:])
+		case err != nil:
+			return fmt.Errorf("getrandom: %w", err)
+		}
+		filled += n
+	}
+	return nil
+}
+
+func (k *Kernel) readURandom(buf []byte) error {
+	f, err := os.Open(filepath.Join(k.devRoot, "urandom"))
+	if err != nil {
+		return fmt.Errorf("random: %w", err)
+	}
+	defer f.Close()
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return fmt.Errorf("random: %w", err)
+	}
+	return nil
 }
 
 // Mix writes seed to /dev/urandom, which stirs it into the pool without

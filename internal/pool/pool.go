@@ -25,6 +25,9 @@ type Pool interface {
 	Credit(seed []byte, bits int) error
 	// Mix adds seed to the pool without crediting it.
 	Mix(seed []byte) error
+	// Random fills buf from the CRNG without waiting for it to be
+	// initialized: callers that need initialized output ask Ready first.
+	Random(buf []byte) error
 }
 
 // Readiness is the CRNG's initialization state as getrandom reports it.
