@@ -10,6 +10,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/doctor"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/history"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 )
@@ -42,10 +43,26 @@ func newBootRecorder(env Env, c config.Config) *bootRecorder {
 	return b
 }
 
-func (b *bootRecorder) readyBy(p gate.Progress) string {
+// withSeeds completes the sources with the boot's seed results.
+func (b *bootRecorder) withSeeds(p gate.Progress) history.Sources {
 	s := b.sources
 	s.InitializedAtStart = p.InitializedAtStart
-	return history.ReadyBy(string(p.Outcome), s)
+	for _, seed := range p.Seeds {
+		if seed.Action != gatestate.SeedLoad {
+			continue
+		}
+		if seed.Loaded && seed.Content != "" && seed.Content != "empty" {
+			s.SeedsLoaded++
+		}
+		if seed.CreditedBits > 0 {
+			s.SeedsCredited++
+		}
+	}
+	return s
+}
+
+func (b *bootRecorder) readyBy(p gate.Progress) string {
+	return history.ReadyBy(string(p.Outcome), b.withSeeds(p))
 }
 
 // journalFields are the gate's end-of-wait journal fields only we know.
@@ -53,8 +70,8 @@ func (b *bootRecorder) journalFields(p gate.Progress) map[string]string {
 	return map[string]string{
 		history.FieldKernel:        b.kernel,
 		history.FieldReadyBy:       b.readyBy(p),
-		history.FieldSeedsLoaded:   strconv.Itoa(b.sources.SeedsLoaded),
-		history.FieldSeedsCredited: strconv.Itoa(b.sources.SeedsCredited),
+		history.FieldSeedsLoaded:   strconv.Itoa(b.withSeeds(p).SeedsLoaded),
+		history.FieldSeedsCredited: strconv.Itoa(b.withSeeds(p).SeedsCredited),
 	}
 }
 
@@ -74,8 +91,8 @@ func (b *bootRecorder) save(p gate.Progress, logger *log.Logger) {
 		ReadyBy:           b.readyBy(p),
 		EntropyAvailStart: p.EntropyAvailStart,
 		EntropyAvailEnd:   p.EntropyAvail,
-		SeedsLoaded:       b.sources.SeedsLoaded,
-		SeedsCredited:     b.sources.SeedsCredited,
+		SeedsLoaded:       b.withSeeds(p).SeedsLoaded,
+		SeedsCredited:     b.withSeeds(p).SeedsCredited,
 	}
 	if err := history.Append(b.path, r); err != nil {
 		logger.Printf("warning: %v", err)

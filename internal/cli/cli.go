@@ -20,6 +20,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/plymouth"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeding"
 )
 
 // Exit codes.
@@ -61,6 +62,10 @@ type Env struct {
 	// ReadJournal reads past boots from the journal, for report where
 	// there is no history file; nil means there is no journal to read.
 	ReadJournal func(ctx context.Context) ([]history.Record, int, error)
+	// SeedResults is where `seed load` leaves its results for the gate.
+	SeedResults string
+	// Locator finds the boot disk for a sector seed with Device=auto.
+	Locator seeding.Locator
 }
 
 func (env Env) tr() *i18n.Translator {
@@ -89,6 +94,7 @@ func System(stdout, stderr *os.File) Env {
 	}
 	env.Doctor = doctor.SystemSources(env.Pool)
 	env.HistoryPath = history.DefaultPath
+	env.SeedResults = seeding.DefaultResultsPath
 	env.ReadJournal = history.ReadJournal
 	return env
 }
@@ -105,6 +111,7 @@ func commands(tr *i18n.Translator) []command {
 		{"status", "[--json]", tr.G("show the pool and gate state; exit 0 ready, 1 not ready"), runStatus},
 		{"dbus", "[--idle-timeout D]", tr.G("serve the status on the system bus; started by D-Bus activation"), runDBus},
 		{"config", "--check", tr.G("check the configuration and print the effective values; exit 2 on errors"), runConfig},
+		{"seed", "status|load|save|init", tr.G("manage the random seeds kept on the boot medium"), runSeed},
 		{"report", "[--json] [--svg FILE] [--limit N]", tr.G("show how long past boots waited, and why"), runReport},
 		{"doctor", "[--json]", tr.G("explain this machine's randomness and what would help; exit 1 with advice"), runDoctor},
 		{"version", "", tr.G("print the version"), runVersion},

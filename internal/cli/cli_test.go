@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -457,5 +460,113 @@ func TestRunServiceRecordsTheBoot(t *testing.T) {
 	r := records[0]
 	if r.Outcome != "ready" || r.ReadyBy != "jitter" || r.Mode != "active" || r.WaitedMS < 20 || r.Kernel == "" {
 		t.Errorf("recorded %+v", r)
+	}
+}
+
+// withFileSeed configures a file seed backend in the test's directory.
+func (te *testEnv) withFileSeed(t *testing.T) string {
+	t.Helper()
+	seed := filepath.Join(te.dir, "seed")
+	te.SeedResults = filepath.Join(te.dir, "run", "seeds.json")
+	os.WriteFile(te.Sources.File, []byte("[Gate]\nTimeout=10s\n[Seed.File]\nEnable=yes\nPath="+seed+"\n"), 0o644)
+	return seed
+}
+
+func TestSeedInitThenBootCredits(t *testing.T) {
+	te := newTestEnv(t)
+	seed := te.withFileSeed(t)
+
+	// An installer on a machine whose CRNG is not ready is refused.
+	if code := te.run("seed", "init", "--backend", "file", "--path", seed); code != ExitNotReady {
+		t.Fatalf("seed init before readiness: exit %d", code)
+	}
+	if _, err := os.Stat(seed); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("seed init wrote a seed that could not be credited")
+	}
+	te.ready()
+	if code := te.run("seed", "init", "--backend", "file", "--path", seed); code != ExitOK {
+		t.Fatalf("seed init: exit %d: %s", code, te.stderr)
+	}
+	te.run("seed", "status", "--json")
+	var st struct {
+		Backends []struct {
+			Backend    string `json:"backend"`
+			Creditable bool   `json:"creditable"`
+		} `json:"backends"`
+	}
+	if err := json.Unmarshal(te.stdout.Bytes(), &st); err != nil || len(st.Backends) != 1 || !st.Backends[0].Creditable {
+		t.Fatalf("seed status after init = %s (%v)", te.stdout, err)
+	}
+
+	// Next boot: a fresh kernel; the seed is credited and opens the gate.
+	boot := newTestEnv(t)
+	boot.Sources, boot.SeedResults = te.Sources, filepath.Join(boot.dir, "seeds.json")
+	if code := boot.run("run"); code != ExitOK {
+		t.Fatalf("run: exit %d: %s", code, boot.stderr)
+	}
+	if credits := boot.fake.Credits(); len(credits) != 1 || credits[0].Bits != 256 {
+		t.Fatalf("credits = %+v, want the seed's 256 bits", credits)
+	}
+	state, err := gatestate.Read(boot.StatePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, s := range state.Seeds {
+		actions = append(actions, fmt.Sprintf("%s:%d:%t", s.Action, s.CreditedBits, s.StoredCreditable))
+	}
+	// Loaded and credited (the replacement made before readiness), then
+	// refreshed with a creditable seed once the gate opened.
+	if want := []string{"load:256:false", "refresh:0:true"}; !slices.Equal(actions, want) {
+		t.Errorf("state seeds = %q, want %q", actions, want)
+	}
+	if !strings.Contains(boot.stderr.String(), "seed load file:"+seed+": credited 256 bits") {
+		t.Errorf("log lacks the credit: %s", boot.stderr)
+	}
+}
+
+func TestRunUsesTheSeedUnitsResults(t *testing.T) {
+	te := newTestEnv(t)
+	te.withFileSeed(t)
+	if code := te.run("seed", "load"); code != ExitOK {
+		t.Fatalf("seed load: exit %d", code)
+	}
+	loaded, err := os.ReadFile(te.SeedResults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	te.ready()
+	te.run("run")
+	state, _ := gatestate.Read(te.StatePath)
+	if len(state.Seeds) != 2 || state.Seeds[0].Action != gatestate.SeedLoad || !strings.Contains(string(loaded), state.Seeds[0].Reason) {
+		t.Errorf("state seeds = %+v, want seed load's results then the refresh", state.Seeds)
+	}
+	if mixes := te.fake.Mixes(); len(mixes) != 0 {
+		t.Errorf("the gate loaded the seeds again: %d mixes", len(mixes))
+	}
+}
+
+func TestSeedInitRefusesUnsafeDisk(t *testing.T) {
+	te := newTestEnv(t)
+	te.ready()
+	img := filepath.Join(te.dir, "mbr.img")
+	data := make([]byte, 64*1024)
+	data[510], data[511] = 0x55, 0xaa // an MBR-only disk: GRUB may live in the gap
+	copy(data[34*512:], "GRUB core image")
+	os.WriteFile(img, data, 0o644)
+	if code := te.run("seed", "init", "--device", img); code != ExitNotReady {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if !strings.Contains(te.stderr.String(), "refused, nothing written") {
+		t.Errorf("stderr = %q", te.stderr)
+	}
+	if after, _ := os.ReadFile(img); !bytes.Equal(after, data) {
+		t.Errorf("a refused disk changed")
+	}
+	if code := te.run("seed", "init"); code != ExitUsage {
+		t.Errorf("seed init without a target: exit %d", code)
+	}
+	if code := te.run("seed", "frobnicate"); code != ExitUsage {
+		t.Errorf("unknown seed subcommand: exit %d", code)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeding"
 )
 
 func runService(ctx context.Context, env Env, args []string) int {
@@ -33,11 +34,21 @@ func runService(ctx context.Context, env Env, args []string) int {
 	}
 	boot := newBootRecorder(env, c)
 	journal.Extra = boot.journalFields
+	state := &gate.StateFileSink{Path: env.StatePath, Logf: logger.Printf}
+	backends, failed := seeding.Backends(c.Seed, env.Locator)
 	g := &gate.Gate{
 		Pool:   env.Pool,
 		Config: c,
 		Logf:   logger.Printf,
-		Sinks:  []gate.Sink{journal, &gate.StateFileSink{Path: env.StatePath, Logf: logger.Printf}},
+		Sinks:  []gate.Sink{journal, state},
+		Seed: func(ctx context.Context) []gatestate.Seed {
+			// The seed unit loads the seeds earlier in the boot where
+			// it is installed; loading here is for systems without it.
+			if loaded, err := seeding.ReadResults(env.SeedResults); err == nil {
+				return loaded
+			}
+			return loadSeeds(ctx, env, backends, failed, logger)
+		},
 	}
 	if env.Notify {
 		// READY=1 goes out before anything slower hears of the opening.
@@ -50,6 +61,16 @@ func runService(ctx context.Context, env Env, args []string) int {
 		g.Sinks = append(g.Sinks, gate.SplashSink{Display: env.Splash, Translator: env.tr()})
 	}
 	p, err := g.Run(ctx)
+	if p.CRNGInitialized && len(backends) > 0 {
+		// Dependents are starting; now that the CRNG is initialized,
+		// replace the seeds written at boot with creditable ones.
+		refreshCtx, cancel := context.WithTimeout(ctx, seedTimeout)
+		refreshed := seeding.Run(refreshCtx, backends, seeding.Kernel{Pool: env.Pool}, gatestate.SeedRefresh)
+		cancel()
+		logSeeds(logger, refreshed)
+		p.Seeds = append(p.Seeds, refreshed...)
+		state.Update(p)
+	}
 	boot.save(p, logger)
 	if err != nil {
 		return ExitNotReady

@@ -103,7 +103,7 @@ func Gather(src Sources) Facts {
 	}
 	flags := cpuFlags(filepath.Join(src.Proc, "cpuinfo"))
 	f.RDRAND, f.RDSEED = flags["rdrand"], flags["rdseed"]
-	f.HWRNG = readHWRNG(src)
+	f.HWRNG = ReadHWRNG(src)
 	f.Hypervisor = hypervisor(src.Sys, flags["hypervisor"])
 	f.VMGenID = hasVMGenID(src.Sys)
 	f.Daemons = entropyDaemons(src.Proc)
@@ -135,7 +135,8 @@ func cpuFlags(path string) map[string]bool {
 	return flags
 }
 
-func readHWRNG(src Sources) HWRNG {
+// ReadHWRNG reads the hardware RNG framework's state from sysfs and dev.
+func ReadHWRNG(src Sources) HWRNG {
 	dir := filepath.Join(src.Sys, "class/misc/hw_random")
 	h := HWRNG{
 		Current:   readTrimmed(filepath.Join(dir, "rng_current")),

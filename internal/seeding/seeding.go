@@ -78,6 +78,9 @@ func sectorBackend(c config.Seed, locate Locator) (seeders.SectorBackend, error)
 		b.ImageDiskGUIDs = append(b.ImageDiskGUIDs, g)
 	}
 	if b.Path == "auto" {
+		if locate == nil {
+			return b, errors.New("no way to find the boot disk here: configure Device=")
+		}
 		disk, err := locate.BootDisk(c.Medium)
 		if err != nil {
 			return b, fmt.Errorf("find the boot disk: %w", err)
