@@ -74,7 +74,8 @@ run: bin/entropy-gate
 LINGUAS := $(basename $(notdir $(wildcard po/*.po)))
 # Files that call a translation function (G or N), for xgettext.
 I18N_CALL := \.[GN](
-GO_SOURCES = $(shell find cmd internal -name '*.go' ! -name '*_test.go' | xargs grep -l '$(I18N_CALL)' | LC_ALL=C sort)
+GO_SOURCES = $(shell { git ls-files -- 'cmd/*.go' 'internal/*.go' 2>/dev/null || find cmd internal -name '*.go'; } \
+	| grep -v '_test\.go$$' | xargs grep -l '$(I18N_CALL)' | LC_ALL=C sort)
 
 pot:
 	xgettext --language=C --from-code=UTF-8 --keyword= --keyword=G --keyword=N:1,2 \
