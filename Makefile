@@ -17,7 +17,7 @@ FUZZTIME ?= 5s
 FUZZ_LONG ?= 2m
 TEST_TIMEOUT ?= 40m
 
-BINARIES := bin/entropy-gate
+BINARIES := bin/entropy-gate bin/entropy-notify
 
 # The main job: boot the real kernel in QEMU and show how the gate waits.
 .PHONY: demo
@@ -50,10 +50,10 @@ lint:
 
 # Every Fuzz function of every package, FUZZTIME each.
 fuzz-short:
-	@set -e; for pkg in $$($(GO) list ./...); do \
+	@mkdir -p build; set -e; for pkg in $$($(GO) list ./...); do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >build/fuzz.log 2>&1 || { cat build/fuzz.log; exit 1; }; \
 		done; \
 	done
 
@@ -101,6 +101,12 @@ check-po:
 
 install: build mo
 	install -D -m 0755 bin/entropy-gate $(DESTDIR)$(SBINDIR)/entropy-gate
+	install -D -m 0755 bin/entropy-notify $(DESTDIR)$(BINDIR)/entropy-notify
+	install -D -m 0644 units/user/entropy-notify.service $(DESTDIR)$(PREFIX)/lib/systemd/user/entropy-notify.service
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/user/graphical-session.target.wants
+	ln -sf ../entropy-notify.service $(DESTDIR)$(PREFIX)/lib/systemd/user/graphical-session.target.wants/entropy-notify.service
+	install -D -m 0644 units/autostart/entropy-notify.desktop $(DESTDIR)$(SYSCONFDIR)/xdg/autostart/entropy-notify.desktop
+	install -D -m 0644 units/applications/org.boum.tails.EntropyNotify.desktop $(DESTDIR)$(PREFIX)/share/applications/org.boum.tails.EntropyNotify.desktop
 	install -D -m 0644 internal/config/entropy-gate.conf $(DESTDIR)$(SYSCONFDIR)/entropy-gate/entropy-gate.conf
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/entropy-gate/entropy-gate.conf.d
 	cd units/system && find . -type f | while read -r f; do \

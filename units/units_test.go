@@ -29,6 +29,11 @@ func TestInstallLayout(t *testing.T) {
 	root := installTree(t)
 	for _, path := range []string{
 		"usr/sbin/entropy-gate",
+		"usr/bin/entropy-notify",
+		"usr/lib/systemd/user/entropy-notify.service",
+		"usr/lib/systemd/user/graphical-session.target.wants/entropy-notify.service",
+		"etc/xdg/autostart/entropy-notify.desktop",
+		"usr/share/applications/org.boum.tails.EntropyNotify.desktop",
 		"etc/entropy-gate/entropy-gate.conf",
 		"etc/entropy-gate/entropy-gate.conf.d",
 		"usr/lib/systemd/system/entropy-gate.service",

@@ -48,9 +48,25 @@ type Config struct {
 	// Seed says where seeds are kept; every backend is off unless
 	// enabled.
 	Seed Seed
+	// Notify tunes the desktop notifier, which shares this file.
+	Notify Notify
 
 	// origin records where each key's value came from, by Section.Key.
 	origin map[string]string
+}
+
+// Notify is [Notify], the desktop notifier's section.
+type Notify struct {
+	// EntropyLow and EntropyHigh are the hysteresis marks for kernels
+	// before 5.18, in bits: warn below EntropyLow, clear at EntropyHigh;
+	// EntropyLow 0 disables the warning.
+	EntropyLow, EntropyHigh int
+	// Renotify is how soon a dismissed warning about the running kernel
+	// may show again while it lasts; 0 means never.
+	Renotify time.Duration
+	// FallbackInterval is how often to re-check where the kernel gives
+	// no event.
+	FallbackInterval time.Duration
 }
 
 // Seed configures the seed backends ([Seed] and [Seed.*] sections).
@@ -113,6 +129,7 @@ func Default() Config {
 			File:    FileSeed{Path: "/live/persistence/TailsData_unlocked/entropy-gate.seed"},
 			Cmdline: CmdlineSeed{Files: []string{"syslinux/live64.cfg", "EFI/debian/grub.cfg"}},
 		},
+		Notify: Notify{EntropyLow: 128, EntropyHigh: 256, Renotify: 10 * time.Minute, FallbackInterval: 10 * time.Second},
 	}
 }
 
@@ -187,9 +204,10 @@ const (
 	fatSection     = "Seed.FAT"
 	fileSection    = "Seed.File"
 	cmdlineSection = "Seed.Cmdline"
+	notifySection  = "Notify"
 )
 
-var sections = []string{gateSection, seedSection, sectorSection, fatSection, fileSection, cmdlineSection}
+var sections = []string{gateSection, seedSection, sectorSection, fatSection, fileSection, cmdlineSection, notifySection}
 
 func invalid(v, want string) error { return fmt.Errorf("%w %q: want %s", ErrInvalidValue, v, want) }
 
@@ -371,6 +389,44 @@ var settings = []setting{
 		},
 		get: func(c *Config) string { return strings.Join(c.Seed.Cmdline.Files, " ") },
 	},
+	bitsSetting(notifySection, "EntropyLow", func(c *Config) *int { return &c.Notify.EntropyLow }),
+	bitsSetting(notifySection, "EntropyHigh", func(c *Config) *int { return &c.Notify.EntropyHigh }),
+	spanSetting(notifySection, "RenotifyInterval", true, func(c *Config) *time.Duration { return &c.Notify.Renotify }),
+	spanSetting(notifySection, "FallbackInterval", false, func(c *Config) *time.Duration { return &c.Notify.FallbackInterval }),
+}
+
+// bitsSetting is a count of bits, 0 or more.
+func bitsSetting(section, name string, field func(*Config) *int) setting {
+	return setting{section: section, name: name,
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return invalid(v, "a whole number of bits, 0 or more")
+			}
+			*field(c) = n
+			return nil
+		},
+		get: func(c *Config) string { return strconv.Itoa(*field(c)) },
+	}
+}
+
+// spanSetting is a systemd time span; "infinity" is 0 and allowed only
+// where 0 means something.
+func spanSetting(section, name string, zeroOK bool, field func(*Config) *time.Duration) setting {
+	return setting{section: section, name: name,
+		set: func(c *Config, v string) error {
+			d, err := ParseTimespan(v)
+			if err == nil && d == 0 && !zeroOK {
+				err = errors.New("want a finite time span above zero")
+			}
+			if err != nil {
+				return fmt.Errorf("%w %q: %w", ErrInvalidValue, v, err)
+			}
+			*field(c) = d
+			return nil
+		},
+		get: func(c *Config) string { return FormatTimespan(*field(c)) },
+	}
 }
 
 var guidPattern = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
@@ -544,6 +600,11 @@ func Load(src Sources) (Config, []Problem) {
 		if text, ok := readText(src.Cmdline); ok {
 			problems = append(problems, c.ParseCmdline(text)...)
 		}
+	}
+	if n, d := c.Notify, Default().Notify; n.EntropyLow > n.EntropyHigh {
+		problems = append(problems, Problem{Where: "[" + notifySection + "]", Err: fmt.Errorf(
+			"%w: EntropyLow=%d is above EntropyHigh=%d; using %d and %d", ErrInvalidValue, n.EntropyLow, n.EntropyHigh, d.EntropyLow, d.EntropyHigh)})
+		c.Notify.EntropyLow, c.Notify.EntropyHigh = d.EntropyLow, d.EntropyHigh
 	}
 	return c, problems
 }

@@ -424,3 +424,39 @@ func TestParseSeedSectionsRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestNotifySection(t *testing.T) {
+	tests := []struct {
+		name         string
+		text         string
+		want         Notify
+		wantProblems []error
+	}{
+		{name: "every key", text: "[Notify]\nEntropyLow=64\nEntropyHigh=512\nRenotifyInterval=30min\nFallbackInterval=2s\n",
+			want: Notify{EntropyLow: 64, EntropyHigh: 512, Renotify: 30 * time.Minute, FallbackInterval: 2 * time.Second}},
+		{name: "renotify never", text: "[Notify]\nRenotifyInterval=infinity\n",
+			want: Notify{EntropyLow: 128, EntropyHigh: 256, Renotify: 0, FallbackInterval: 10 * time.Second}},
+		{name: "bad values keep the defaults", text: "[Notify]\nEntropyLow=lots\nFallbackInterval=infinity\nRenotifyInterval=soon\n",
+			want: Default().Notify, wantProblems: []error{ErrInvalidValue, ErrInvalidValue, ErrInvalidValue}},
+		{name: "low above high falls back to both defaults", text: "[Notify]\nEntropyLow=300\nEntropyHigh=200\n",
+			want: Default().Notify, wantProblems: []error{ErrInvalidValue}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "entropy-gate.conf")
+			writeFile(t, file, tt.text)
+			c, problems := Load(Sources{File: file})
+			if c.Notify != tt.want {
+				t.Errorf("Notify = %+v, want %+v", c.Notify, tt.want)
+			}
+			if len(problems) != len(tt.wantProblems) {
+				t.Fatalf("problems = %v", problems)
+			}
+			for i, p := range problems {
+				if !errors.Is(p, tt.wantProblems[i]) {
+					t.Errorf("problem %d = %v", i, p)
+				}
+			}
+		})
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -279,5 +278,5 @@ func parseCRNGInit(record string) (int64, bool) {
 	if err != nil || us < 0 {
 		return 0, false
 	}
-	return (time.Duration(us) * time.Microsecond).Milliseconds(), true
+	return us / 1000, true
 }

@@ -1,0 +1,98 @@
+package notifier
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/vmtest"
+)
+
+// waitRandom is the guest side of TestVMRandomWakes: it sleeps in
+// RandomDevice.Wait for POLLIN and says what getrandom reports on waking.
+func waitRandom() int {
+	r, err := OpenRandom("/dev")
+	if err != nil {
+		fmt.Println(err)
+		return 2
+	}
+	if err := r.Wait(context.Background(), unix.POLLIN); err != nil {
+		fmt.Println(err)
+		return 2
+	}
+	ready, _ := pool.NewKernel("/proc", "/dev").Ready()
+	fmt.Printf("woke: %s\n", ready)
+	return 0
+}
+
+// TestVMRandomWakes boots Debian's kernel with a CRNG that stays
+// uninitialized until the scenario credits entropy (see vmtest): the
+// notifier warns, its wait on /dev/random sleeps until the credit and
+// wakes on it, and then the verdict is fine. The host's CRNG is always
+// initialized, so only a guest shows the event path.
+func TestVMRandomWakes(t *testing.T) {
+	lab := vmtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	notify, err := lab.Build(ctx, "./cmd/entropy-notify")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// This package's tests, static, for waitRandom.
+	testBin := filepath.Join(t.TempDir(), "notifier.test")
+	build := exec.CommandContext(ctx, "go", "test", "-c", "-o", testBin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the test binary: %v\n%s", err, out)
+	}
+	const once = "run /bin/entropy-notify --once --config /none --state-file /run/entropy-gate/state.json"
+	res, err := lab.Boot(ctx, vmtest.Config{
+		Files: map[string]string{"/bin/entropy-notify": notify, "/bin/notifier.test": testBin},
+		Script: strings.Join([]string{
+			once, // 1
+			"env " + mainEnv + "=wait-random",
+			"start waiter /bin/notifier.test", // 3
+			"sleep 2s",
+			"probe", // 5
+			"credit 256",
+			"wait waiter",
+			once, // 8
+		}, "\n"),
+	})
+	if err != nil {
+		t.Fatalf("boot: %v", err)
+	}
+	timeline := res.Timeline()
+	check := func(step, wantCode int, wantFirst string) {
+		t.Helper()
+		code, err := res.ExitCode(step)
+		out := res.Output(step)
+		if err != nil || code != wantCode || len(out) == 0 || out[0] != wantFirst {
+			t.Errorf("step %d: exit %d (%v), output %q; want %d, %q\n%s", step, code, err, out, wantCode, wantFirst, timeline)
+		}
+	}
+	check(1, ExitWarn, "warn: crng-not-initialized")
+	if probe, ok := res.Find(5, "probe"); !ok || probe.Get("ready") != "false" {
+		t.Fatalf("the guest's CRNG was ready before the credit: %v\n%s", probe, timeline)
+	}
+	credit, _ := res.Find(6, "credit")
+	woke := slices.IndexFunc(res.Events, func(e vmtest.Event) bool { return e.Step == 3 && e.Kind == "stdout" })
+	switch {
+	case woke < 0 || res.Events[woke].Get("line") != "woke: ready":
+		t.Errorf("the waiter did not wake ready:\n%s", timeline)
+	case res.Events[woke].Time < credit.Time:
+		t.Errorf("the waiter woke before the credit:\n%s", timeline)
+	default:
+		t.Logf("woke %v after the credit", res.Events[woke].Time-credit.Time)
+	}
+	check(8, ExitOK, "ok")
+}
