@@ -29,26 +29,28 @@ const (
 // Main runs entropy-notify with the command line args (without the
 // program name) and returns its exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	tr := i18n.Default()
 	fs := flag.NewFlagSet("entropy-notify", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	once := fs.Bool("once", false, "print the verdict and exit: 0 fine, 1 a warning would be shown")
-	configFile := fs.String("config", DefaultConfigFile, "read the [Notify] section of `FILE` and FILE.d/*.conf")
-	statePath := fs.String("state-file", gatestate.DefaultPath, "the gate's state `FILE`")
-	verbose := fs.Bool("verbose", false, "log every event and decision")
+	once := fs.Bool("once", false, tr.G("print the verdict and exit: 0 fine, 1 a warning would be shown"))
+	// TRANSLATORS: keep `FILE` in backquotes: it names the argument.
+	configFile := fs.String("config", DefaultConfigFile, tr.G("read the [Notify] section of `FILE` and FILE.d/*.conf"))
+	// TRANSLATORS: keep `FILE` in backquotes: it names the argument.
+	statePath := fs.String("state-file", gatestate.DefaultPath, tr.G("the gate's state `FILE`"))
+	verbose := fs.Bool("verbose", false, tr.G("log every event and decision"))
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(stdout, "Usage: entropy-notify [OPTIONS]\n\n"+
-			"Warns in the desktop session when the kernel's random number generator\n"+
-			"or this boot's random seeds are not in a good state.\n\nOptions:\n")
+		fmt.Fprintf(stdout, "%s\n\n%s\n\n%s\n", tr.G("Usage: entropy-notify [OPTIONS]"),
+			tr.G("Warns in the desktop session when the kernel's random number generator\nor this boot's random seeds are not in a good state."), tr.G("Options:"))
 		fs.SetOutput(stdout)
 		fs.PrintDefaults()
 		return ExitOK
 	}
 	if err == nil && fs.NArg() > 0 {
-		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		err = errors.New(tr.G("unexpected argument %q", fs.Arg(0)))
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "entropy-notify: %v (see --help)\n", err)
+		fmt.Fprintf(stderr, "entropy-notify: %v (%s)\n", err, tr.G("see --help"))
 		return ExitFail
 	}
 
