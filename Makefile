@@ -42,7 +42,8 @@ deps:
 	@.ci/test-deps
 
 unit:
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	mkdir -p build/artifacts
+	ENTROPY_GATE_ARTIFACTS=$(CURDIR)/build/artifacts $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 lint:
 	@out=$$(gofmt -l cmd internal); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -350,3 +350,24 @@ func TestDesktopTranslated(t *testing.T) {
 	d.waitDisplayed(1)
 	d.screenshot("notify-4-pseudo")
 }
+
+// TestDesktopGermanAndFrench shows the warning in German and French on a
+// real notification server and keeps a screenshot of each.
+func TestDesktopGermanAndFrench(t *testing.T) {
+	for _, tt := range []struct{ lang, summary, body, action string }{
+		{lang: "de_DE.UTF-8", summary: "Zufallszahlengenerator nicht bereit", body: "Beständigen Speicher", action: "Details anzeigen"},
+		{lang: "fr_FR.UTF-8", summary: "Générateur de nombres aléatoires pas prêt", body: "Stockage persistant", action: "Afficher les détails"},
+	} {
+		t.Run(tt.lang, func(t *testing.T) {
+			d := newDesktop(t)
+			mon := d.monitor()
+			startNotifier(t, d, Options{Policy: DefaultPolicy(), Translator: i18n.Find([]string{tt.lang}, "")})
+			first := mon.waitAnswered(t, 1)[0]
+			if first.Summary != tt.summary || !strings.Contains(first.Body, tt.body) || first.Actions[1] != tt.action {
+				t.Errorf("notification in %s: summary %q, body %q, actions %q", tt.lang, first.Summary, first.Body, first.Actions)
+			}
+			d.waitDisplayed(1)
+			d.screenshot("notify-" + tt.lang[:2])
+		})
+	}
+}
