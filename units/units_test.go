@@ -40,6 +40,7 @@ func TestInstallLayout(t *testing.T) {
 		"usr/lib/systemd/system/tor@default.service.d/entropy-gate.conf",
 		"usr/lib/systemd/system/tails-persistent-storage.service.d/entropy-gate.conf",
 		"usr/lib/systemd/system/entropy-gate-dbus.service",
+		"usr/lib/systemd/system/entropy-gate-seed.service",
 		"usr/share/dbus-1/system.d/org.boum.tails.EntropyGate1.conf",
 		"usr/share/dbus-1/system-services/org.boum.tails.EntropyGate1.service",
 		"usr/share/dbus-1/interfaces/org.boum.tails.EntropyGate1.xml",
@@ -86,7 +87,7 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 		}
 		os.WriteFile(filepath.Join(unitDir, filepath.Base(target)), b, 0o644)
 	}
-	units := []string{"entropy-gate.service", "tor@default.service", "tails-persistent-storage.service"}
+	units := []string{"entropy-gate.service", "entropy-gate-seed.service", "tor@default.service", "tails-persistent-storage.service"}
 	cmd := exec.Command("systemd-analyze", append([]string{"verify", "--man=no", "--root=" + root}, units...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
