@@ -112,6 +112,8 @@ install: build mo
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/entropy-gate/entropy-gate.conf.d
 	cd units/system && find . -type f | while read -r f; do \
 		install -D -m 0644 "$$f" "$(DESTDIR)$(UNITDIR)/$$f"; done
+	install -D -m 0755 units/initramfs-tools/hooks/entropy-gate $(DESTDIR)$(PREFIX)/share/initramfs-tools/hooks/entropy-gate
+	install -D -m 0755 units/initramfs-tools/scripts/init-bottom/entropy-gate $(DESTDIR)$(PREFIX)/share/initramfs-tools/scripts/init-bottom/entropy-gate
 	install -D -m 0644 units/dbus/org.boum.tails.EntropyGate1.conf $(DESTDIR)$(PREFIX)/share/dbus-1/system.d/org.boum.tails.EntropyGate1.conf
 	install -D -m 0644 units/dbus/org.boum.tails.EntropyGate1.service $(DESTDIR)$(PREFIX)/share/dbus-1/system-services/org.boum.tails.EntropyGate1.service
 	install -D -m 0644 units/dbus/org.boum.tails.EntropyGate1.xml $(DESTDIR)$(PREFIX)/share/dbus-1/interfaces/org.boum.tails.EntropyGate1.xml

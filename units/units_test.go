@@ -41,6 +41,8 @@ func TestInstallLayout(t *testing.T) {
 		"usr/lib/systemd/system/tails-persistent-storage.service.d/entropy-gate.conf",
 		"usr/lib/systemd/system/entropy-gate-dbus.service",
 		"usr/lib/systemd/system/entropy-gate-seed.service",
+		"usr/share/initramfs-tools/hooks/entropy-gate",
+		"usr/share/initramfs-tools/scripts/init-bottom/entropy-gate",
 		"usr/share/dbus-1/system.d/org.boum.tails.EntropyGate1.conf",
 		"usr/share/dbus-1/system-services/org.boum.tails.EntropyGate1.service",
 		"usr/share/dbus-1/interfaces/org.boum.tails.EntropyGate1.xml",

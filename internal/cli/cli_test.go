@@ -570,3 +570,20 @@ func TestSeedInitRefusesUnsafeDisk(t *testing.T) {
 		t.Errorf("unknown seed subcommand: exit %d", code)
 	}
 }
+
+func TestSeedLoadOncePerBoot(t *testing.T) {
+	te := newTestEnv(t)
+	seed := te.withFileSeed(t)
+	te.run("seed", "load")
+	first, err := os.ReadFile(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The seed unit after the initramfs: nothing loaded or written again.
+	if code := te.run("seed", "load"); code != ExitOK || !strings.Contains(te.stderr.String(), "already loaded") {
+		t.Errorf("second seed load: exit %d, %q", code, te.stderr)
+	}
+	if again, _ := os.ReadFile(seed); !bytes.Equal(again, first) {
+		t.Errorf("the second load rewrote the seed")
+	}
+}

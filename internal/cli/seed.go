@@ -87,6 +87,12 @@ func runSeedLoad(ctx context.Context, env Env, args []string) int {
 		return exitFor(err)
 	}
 	logger := newLogger(env.Stderr)
+	// The initramfs may have loaded them already: loading again would
+	// only mix the replacement and wear the medium.
+	if _, err := seeding.ReadResults(env.SeedResults); err == nil {
+		logger.Printf("seeds already loaded this boot (%s)", env.SeedResults)
+		return ExitOK
+	}
 	_, backends, failed := seedSetup(env, *file, logger)
 	loadSeeds(ctx, env, backends, failed, logger)
 	// A seed that could not be used is logged; it never fails the boot.
