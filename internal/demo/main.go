@@ -12,6 +12,8 @@ import (
 	"io"
 	"log"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -30,19 +32,42 @@ func main() {
 type scenario struct {
 	title     string
 	virtioRNG bool
+	// stick is the USB stick attached: "" none, "new" a fresh one,
+	// "same" the previous boot's, "seeded" a fresh one prepared with
+	// `entropy-gate seed init` as an installer would.
+	stick string
 }
 
 var scenarios = []scenario{
-	{title: "No hardware RNG, no seed: the gate waits actively, and the kernel gathers CPU jitter entropy"},
-	{title: "With a hardware RNG (virtio-rng): the kernel is ready before the gate starts", virtioRNG: true},
+	{title: "A new USB stick, no seed yet: the gate waits actively while the kernel gathers CPU jitter entropy,\n             then saves a seed that the next boot may credit", stick: "new"},
+	{title: "The same stick, second boot: its seed is credited, the kernel is ready at once", stick: "same"},
+	{title: "A new stick prepared by the installer with `entropy-gate seed init`: ready at its first boot", stick: "seeded"},
+	{title: "No stick, a hardware RNG (virtio-rng): the kernel is ready before the gate starts", virtioRNG: true},
 }
 
-// script runs the gate service as a boot would, then shows its record.
-const script = `
-	probe
-	run /bin/entropy-gate run
-	cat /var/lib/entropy-gate/history.jsonl
-`
+// script runs the gate service as a boot would, with the configuration
+// conf (a quoted string), then shows its record.
+func script(conf string) string {
+	return `
+		probe
+		write /tmp/entropy-gate.conf ` + conf + `
+		run /bin/entropy-gate run --config /tmp/entropy-gate.conf
+		cat /var/lib/entropy-gate/history.jsonl
+	`
+}
+
+// Configurations: a stick's sector seed, or no seed.
+const (
+	stickConf  = `"[Seed.Sector]\nEnable=yes\nDevice=/dev/vda\n"`
+	noSeedConf = `""`
+)
+
+// the script's steps
+const (
+	stepProbe   = 1
+	stepGate    = 3
+	stepHistory = 4
+)
 
 // readyByText explains history's ReadyBy names.
 var readyByText = map[string]string{
@@ -73,13 +98,31 @@ func run(args []string, stdout io.Writer) error {
 	k := lab.Kernel()
 	fmt.Fprintf(stdout, "entropy-gate on Debian's kernel %s (%s) under QEMU: no RDRAND, random.trust_cpu=off, random.trust_bootloader=off\n", k.Release, k.Version)
 
+	dir, err := os.MkdirTemp("", "entropy-gate-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var stick string
 	var waits []string
 	for i, sc := range scenarios {
-		res, err := lab.Boot(ctx, vmtest.Config{
-			Files:     map[string]string{"/bin/entropy-gate": gate},
-			VirtioRNG: sc.virtioRNG,
-			Script:    script,
-		})
+		cfg := vmtest.Config{Files: map[string]string{"/bin/entropy-gate": gate}, VirtioRNG: sc.virtioRNG, Script: script(noSeedConf)}
+		switch sc.stick {
+		case "new", "seeded":
+			stick = filepath.Join(dir, fmt.Sprintf("stick-%d.img", i+1))
+			if _, err := vmtest.NewStick(ctx, stick, vmtest.MinStickSize); err != nil {
+				return err
+			}
+			if sc.stick == "seeded" {
+				if out, err := exec.CommandContext(ctx, gate, "seed", "init", "--device", stick).CombinedOutput(); err != nil {
+					return fmt.Errorf("seed init: %w: %s", err, out)
+				}
+			}
+		}
+		if sc.stick != "" {
+			cfg.Disks, cfg.Script = []vmtest.Disk{{Path: stick}}, script(stickConf)
+		}
+		res, err := lab.Boot(ctx, cfg)
 		if err != nil {
 			return fmt.Errorf("boot %d: %w", i+1, err)
 		}
@@ -88,9 +131,9 @@ func run(args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("boot %d: %w", i+1, err)
 		}
-		waits = append(waits, fmt.Sprintf("%d ms (%s)", r.WaitedMS, r.ReadyBy))
+		waits = append(waits, fmt.Sprintf("boot %d: %d ms (%s)", i+1, r.WaitedMS, r.ReadyBy))
 	}
-	fmt.Fprintf(stdout, "\nWaited: %s.\n", strings.Join(waits, " without help, "))
+	fmt.Fprintf(stdout, "\nWaited: %s.\n", strings.Join(waits, "; "))
 	return nil
 }
 
@@ -105,7 +148,7 @@ func printTimeline(w io.Writer, res *vmtest.Result) (history.Record, error) {
 	if init, ok := res.First("init"); ok {
 		line(w, init.Time, "init started")
 	}
-	if p, ok := res.Find(1, "probe"); ok {
+	if p, ok := res.Find(stepProbe, "probe"); ok {
 		state := "initialized"
 		if p.Get("ready") != "true" {
 			state = "not initialized"
@@ -113,18 +156,18 @@ func printTimeline(w io.Writer, res *vmtest.Result) (history.Record, error) {
 		line(w, p.Time, fmt.Sprintf("kernel random number generator %s, entropy_avail %s bits", state, p.Get("entropy_avail")))
 	}
 	for _, e := range res.Events {
-		if e.Step == 2 && (e.Kind == "stdout" || e.Kind == "stderr") {
+		if e.Step == stepGate && (e.Kind == "stdout" || e.Kind == "stderr") {
 			line(w, e.Time, "entropy-gate: "+e.Get("line"))
 		}
 	}
-	code, err := res.ExitCode(2)
+	code, err := res.ExitCode(stepGate)
 	if err != nil || code != 0 {
 		return history.Record{}, fmt.Errorf("entropy-gate run exited %d (%v)", code, err)
 	}
 	var records []history.Record
 	for _, e := range res.All("cat") {
 		var r history.Record
-		if e.Step == 3 && json.Unmarshal([]byte(e.Get("text")), &r) == nil {
+		if e.Step == stepHistory && json.Unmarshal([]byte(e.Get("text")), &r) == nil {
 			records = append(records, r)
 		}
 	}
