@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -526,4 +527,19 @@ func checkIntrospection(t *testing.T, got string) {
 
 func TestIntrospectionMatchesInterfaceFile(t *testing.T) {
 	checkIntrospection(t, Introspection())
+}
+
+func TestSeedResultsFromState(t *testing.T) {
+	got := seedResults([]gatestate.Seed{
+		{Backend: "sector:/dev/sda@34", Action: gatestate.SeedLoad, Loaded: true, Content: "record", CreditedBits: 256, Refreshed: true},
+		{Backend: "file:/p/seed", Action: gatestate.SeedLoad, Loaded: true, Content: "empty", Refreshed: true},
+		{Backend: "sector:/dev/sda@34", Action: gatestate.SeedRefresh, Loaded: true, Refreshed: false, Error: "store replacement: input/output error"},
+	})
+	want := map[string]SeedResult{
+		"sector:/dev/sda@34": {Loaded: true, CreditedBits: 256, Refreshed: false, Error: "store replacement: input/output error"},
+		"file:/p/seed":       {Loaded: false, Refreshed: true},
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("seedResults = %+v\nwant %+v", got, want)
+	}
 }

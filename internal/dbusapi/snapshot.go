@@ -136,14 +136,32 @@ func readSnapshot(p pool.Pool, statePath string, threshold int) (Snapshot, probl
 		CRNGInitialized: r == pool.Ready,
 		EntropyAvail:    bitsProperty(st.EntropyAvail),
 		Threshold:       bitsProperty(t),
-		Seeds:           map[string]SeedResult{},
 	}
 	gs, err := gatestate.Read(statePath)
 	snap.GateState = gateState(gs, err)
+	snap.Seeds = seedResults(gs.Seeds)
 	if err != nil && !errors.Is(err, gatestate.ErrNotRun) {
 		why.gateState = err
 	}
 	return snap, why
+}
+
+// seedResults sums up each backend's results this boot: what its load
+// did with the old seed, and whether its latest write (at load, after the
+// gate opened, or at shutdown) succeeded.
+func seedResults(seeds []gatestate.Seed) map[string]SeedResult {
+	out := make(map[string]SeedResult)
+	for _, s := range seeds {
+		r := out[s.Backend]
+		if s.Action == gatestate.SeedLoad {
+			r.Loaded = s.Loaded && s.Content != "" && s.Content != "empty"
+			r.CreditedBits = uint32(max(s.CreditedBits, 0))
+			r.Mixed = s.Mixed
+		}
+		r.Refreshed, r.Error = s.Refreshed, s.Error
+		out[s.Backend] = r
+	}
+	return out
 }
 
 // bitsProperty maps a kernel counter to the unsigned property, -1 (or
