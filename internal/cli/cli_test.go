@@ -20,6 +20,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/history"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeding"
 )
 
 type testEnv struct {
@@ -580,10 +581,26 @@ func TestSeedLoadOncePerBoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The seed unit after the initramfs: nothing loaded or written again.
-	if code := te.run("seed", "load"); code != ExitOK || !strings.Contains(te.stderr.String(), "already loaded") {
+	if code := te.run("seed", "load"); code != ExitOK || !strings.Contains(te.stderr.String(), "1 seed backends already loaded") {
 		t.Errorf("second seed load: exit %d, %q", code, te.stderr)
 	}
 	if again, _ := os.ReadFile(seed); !bytes.Equal(again, first) {
 		t.Errorf("the second load rewrote the seed")
+	}
+}
+
+func TestSeedLoadAddsBackendsTheInitramfsCouldNotReach(t *testing.T) {
+	te := newTestEnv(t)
+	seed := te.withFileSeed(t)
+	// The initramfs loaded the sector seed; the persistent volume's file
+	// seed was not there yet.
+	initramfs := []gatestate.Seed{{Backend: "sector:/dev/sda@34", Action: gatestate.SeedLoad, Loaded: true, Content: "record", CreditedBits: 256, Refreshed: true}}
+	if err := seeding.SaveResults(te.SeedResults, initramfs); err != nil {
+		t.Fatal(err)
+	}
+	te.run("seed", "load")
+	got, err := seeding.ReadResults(te.SeedResults)
+	if err != nil || len(got) != 2 || got[0] != initramfs[0] || got[1].Backend != "file:"+seed || !got[1].Refreshed {
+		t.Errorf("results = %+v, %v; want the initramfs's, then the file seed's", got, err)
 	}
 }

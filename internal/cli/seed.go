@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"slices"
 	"strings"
 	"time"
 
@@ -65,19 +66,48 @@ func logSeeds(logger *log.Logger, seeds []gatestate.Seed) {
 	}
 }
 
-// loadSeeds runs the boot-time protocol on every backend and keeps the
-// results for the gate.
+// loadSeeds runs the boot-time protocol on every backend not loaded yet
+// this boot, and keeps all results for the gate. Loading a backend twice
+// would only mix its replacement and wear the medium; but a backend the
+// initramfs could not reach (a seed on the persistent volume) is loaded
+// when the system can.
 func loadSeeds(ctx context.Context, env Env, backends []seeding.Backend, failed []gatestate.Seed, logger *log.Logger) []gatestate.Seed {
+	prior, _ := seeding.ReadResults(env.SeedResults) // none yet, or unreadable: load all
+	loaded := map[string]bool{}
+	for _, s := range prior {
+		loaded[s.Backend] = s.Loaded
+	}
+	var todo []seeding.Backend
+	for _, b := range backends {
+		if !loaded[b.Name()] {
+			todo = append(todo, b)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, seedTimeout)
 	defer cancel()
-	results := append(failed, seeding.Run(ctx, backends, seeding.Kernel{Pool: env.Pool}, gatestate.SeedLoad)...)
+	results := append(failed, seeding.Run(ctx, todo, seeding.Kernel{Pool: env.Pool}, gatestate.SeedLoad)...)
 	logSeeds(logger, results)
+	if len(todo) < len(backends) {
+		logger.Printf("%d seed backends already loaded this boot", len(backends)-len(todo))
+	}
+	results = append(withoutRetried(prior, results), results...)
 	if env.SeedResults != "" {
 		if err := seeding.SaveResults(env.SeedResults, results); err != nil {
 			logger.Printf("warning: %v", err)
 		}
 	}
 	return results
+}
+
+// withoutRetried drops the earlier results of backends tried again.
+func withoutRetried(prior, again []gatestate.Seed) []gatestate.Seed {
+	var out []gatestate.Seed
+	for _, p := range prior {
+		if !slices.ContainsFunc(again, func(s gatestate.Seed) bool { return s.Backend == p.Backend }) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func runSeedLoad(ctx context.Context, env Env, args []string) int {
@@ -87,12 +117,6 @@ func runSeedLoad(ctx context.Context, env Env, args []string) int {
 		return exitFor(err)
 	}
 	logger := newLogger(env.Stderr)
-	// The initramfs may have loaded them already: loading again would
-	// only mix the replacement and wear the medium.
-	if _, err := seeding.ReadResults(env.SeedResults); err == nil {
-		logger.Printf("seeds already loaded this boot (%s)", env.SeedResults)
-		return ExitOK
-	}
 	_, backends, failed := seedSetup(env, *file, logger)
 	loadSeeds(ctx, env, backends, failed, logger)
 	// A seed that could not be used is logged; it never fails the boot.

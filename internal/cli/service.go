@@ -42,11 +42,9 @@ func runService(ctx context.Context, env Env, args []string) int {
 		Logf:   logger.Printf,
 		Sinks:  []gate.Sink{journal, state},
 		Seed: func(ctx context.Context) []gatestate.Seed {
-			// The seed unit loads the seeds earlier in the boot where
-			// it is installed; loading here is for systems without it.
-			if loaded, err := seeding.ReadResults(env.SeedResults); err == nil {
-				return loaded
-			}
+			// The initramfs or the seed unit has normally loaded the
+			// seeds already; this loads what they could not, and all
+			// of them on systems without either.
 			return loadSeeds(ctx, env, backends, failed, logger)
 		},
 	}

@@ -153,9 +153,49 @@ func Diagnose(f Facts, tr *i18n.Translator) []Finding {
 		}
 	}
 
+	out = append(out, seedFindings(f.Gate, tr)...)
+
 	if g := f.Gate; g != nil && g.Outcome == gatestate.Timeout {
 		add("gate-timed-out", Advice, tr.G("The gate timed out this boot after %.1f s: services that need strong randomness started degraded or not at all.", float64(g.WaitedMS)/1000),
 			tr.G("Follow the other advice, or put a seed on the boot medium."))
+	}
+	return out
+}
+
+// seedFindings judges this boot's seed backends from the gate's state.
+func seedFindings(g *gatestate.State, tr *i18n.Translator) []Finding {
+	if g == nil {
+		return nil
+	}
+	if len(g.Seeds) == 0 {
+		return []Finding{{ID: "no-seed", Level: Info, Message: tr.G("No seed backend is enabled: every boot waits for the kernel's own entropy.")}}
+	}
+	// Each backend's latest result says whether its seed is being kept.
+	latest := map[string]gatestate.Seed{}
+	var order []string
+	credited := map[string]bool{}
+	for _, s := range g.Seeds {
+		if _, seen := latest[s.Backend]; !seen {
+			order = append(order, s.Backend)
+		}
+		latest[s.Backend] = s
+		credited[s.Backend] = credited[s.Backend] || s.CreditedBits > 0
+	}
+	var out []Finding
+	for _, name := range order {
+		s := latest[name]
+		switch {
+		case s.Error != "":
+			out = append(out, Finding{ID: "seed-failed", Level: Advice,
+				Message: tr.G("The seed %[1]s could not be kept: %[2]s.", name, s.Error),
+				Advice:  tr.G("Check that the boot medium is writable and its layout allows a seed (entropy-gate seed status).")})
+		case credited[name]:
+			out = append(out, Finding{ID: "seed-credited", Level: OK, Message: tr.G("The seed %s was credited this boot and replaced.", name)})
+		case s.Refreshed:
+			out = append(out, Finding{ID: "seed-saved", Level: OK, Message: tr.G("The seed %s was not credited this boot, but a new one is saved for the next.", name)})
+		default:
+			out = append(out, Finding{ID: "seed-unused", Level: Info, Message: tr.G("The seed %[1]s was not used: %[2]s.", name, s.Reason)})
+		}
 	}
 	return out
 }

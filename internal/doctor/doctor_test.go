@@ -167,3 +167,38 @@ func FuzzParseCRNGInit(f *testing.F) {
 		}
 	})
 }
+
+func TestSeedFindings(t *testing.T) {
+	tests := []struct {
+		name  string
+		seeds []gatestate.Seed
+		want  []string
+	}{
+		{name: "none configured", seeds: nil, want: []string{"no-seed"}},
+		{name: "credited and refreshed", seeds: []gatestate.Seed{
+			{Backend: "sector:/dev/sda@34", Action: gatestate.SeedLoad, CreditedBits: 256, Refreshed: true},
+			{Backend: "sector:/dev/sda@34", Action: gatestate.SeedRefresh, Refreshed: true},
+		}, want: []string{"seed-credited"}},
+		{name: "first boot: saved for the next", seeds: []gatestate.Seed{
+			{Backend: "file:/s", Action: gatestate.SeedLoad, Refreshed: true},
+		}, want: []string{"seed-saved"}},
+		{name: "refresh failed after a credit", seeds: []gatestate.Seed{
+			{Backend: "sector:/dev/sda@34", Action: gatestate.SeedLoad, CreditedBits: 256, Refreshed: true},
+			{Backend: "sector:/dev/sda@34", Action: gatestate.SeedRefresh, Error: "store replacement: input/output error"},
+		}, want: []string{"seed-failed"}},
+		{name: "read-only medium", seeds: []gatestate.Seed{
+			{Backend: "sector:/dev/sr0@34", Action: gatestate.SeedLoad, Mixed: true, Reason: "mixed, not credited: read-only medium"},
+		}, want: []string{"seed-unused"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ids(seedFindings(&gatestate.State{Seeds: tt.seeds}, i18n.English))
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("findings = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if seedFindings(nil, i18n.English) != nil {
+		t.Error("findings without a gate state")
+	}
+}
