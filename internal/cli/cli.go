@@ -20,6 +20,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/plymouth"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeding"
 )
 
@@ -95,6 +96,7 @@ func System(stdout, stderr *os.File) Env {
 	env.Doctor = doctor.SystemSources(env.Pool)
 	env.HistoryPath = history.DefaultPath
 	env.SeedResults = seeding.DefaultResultsPath
+	env.Locator = seeders.SysRoots{}
 	env.ReadJournal = history.ReadJournal
 	return env
 }

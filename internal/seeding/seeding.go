@@ -54,6 +54,15 @@ func Backends(c config.Seed, locate Locator) ([]Backend, []gatestate.Seed) {
 			backends = append(backends, Backend{Backend: b, WearRewrites: c.Sector.WearRewrites})
 		}
 	}
+	if c.FAT.Enable {
+		backends = append(backends, Backend{Backend: seeders.FATBackend{Medium: c.Medium, Path: c.FAT.Path}})
+	}
+	if c.Cmdline.Enable {
+		// Only lines that already carry the token change: the image
+		// build puts it there. Adding words to a bootloader's kernel
+		// line could break the boot.
+		backends = append(backends, Backend{Backend: seeders.CmdlineBackend{Medium: c.Medium, Files: c.Cmdline.Files}})
+	}
 	if c.File.Enable {
 		backends = append(backends, Backend{Backend: seeders.FileBackend{Path: c.File.Path}})
 	}
@@ -64,6 +73,8 @@ func Backends(c config.Seed, locate Locator) ([]Backend, []gatestate.Seed) {
 type Locator interface {
 	BootDisk(medium string) (string, error)
 }
+
+var _ Locator = seeders.SysRoots{}
 
 func sectorBackend(c config.Seed, locate Locator) (seeders.SectorBackend, error) {
 	b := seeders.SectorBackend{Path: c.Sector.Device, LBA: c.Sector.LBA}

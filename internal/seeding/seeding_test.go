@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +152,24 @@ func TestKernelAdapter(t *testing.T) {
 	p.SetUnknown(pool.ErrUnknownReadiness)
 	if ready, err := k.Ready(); ready || err == nil {
 		t.Error("unknown readiness must be not ready, with the reason")
+	}
+}
+
+func TestBackendsBuildsEveryKind(t *testing.T) {
+	c := config.Default().Seed
+	c.Medium = "/media/stick"
+	c.Sector.Enable, c.Sector.Device = true, "/dev/sdz"
+	c.FAT.Enable, c.Cmdline.Enable, c.File.Enable = true, true, true
+	backends, failed := Backends(c, nil)
+	if len(failed) != 0 || len(backends) != 4 {
+		t.Fatalf("backends %v, failed %v", backends, failed)
+	}
+	fat, ok1 := backends[1].Backend.(seeders.FATBackend)
+	cmdline, ok2 := backends[2].Backend.(seeders.CmdlineBackend)
+	if !ok1 || !ok2 || fat.Medium != "/media/stick" || fat.Path != c.FAT.Path || cmdline.Insert || !slices.Equal(cmdline.Files, c.Cmdline.Files) {
+		t.Errorf("FAT %+v, cmdline %+v", backends[1].Backend, backends[2].Backend)
+	}
+	if backends[0].WearRewrites != c.Sector.WearRewrites || backends[1].WearRewrites != 0 {
+		t.Errorf("wear rewrites apply to the sector only")
 	}
 }

@@ -1,0 +1,96 @@
+package seeders
+
+import (
+	"fmt"
+	"path/filepath"
+)
+
+// DefaultFATSeedFile is the seed file's path on the boot medium's system
+// partition, relative to its mount point.
+const DefaultFATSeedFile = "live/entropy-gate.seed"
+
+// FATBackend keeps the seed in a file on the boot medium's FAT system
+// partition, where the installer can write the first one. Tails mounts
+// that partition read-only; Store makes it writable only for the
+// replacement (FileBackend's atomic write) and read-only again on every
+// path out.
+//
+// Crediting follows FileBackend's rule: only a file that no other user can
+// read. FAT stores no owner or mode, but the kernel gives every file on a
+// vfat mount the owner and mode of the mount options (uid=, gid=, fmask=
+// or umask=) and enforces them; stat shows exactly those. Mounted
+// root-only (fmask=0077 or umask=0077), the file is as private as the raw
+// sector of the same stick, which only root (and the disk group) can read,
+// and may be credited (DESIGN rules 3 and 6). Mounted with the default
+// umask (0022) every user can read it, so it is mixed and refreshed but
+// never credited.
+type FATBackend struct {
+	// Medium is the partition's mount point, DefaultBootMedium if empty.
+	Medium string
+	// Path is the seed file relative to Medium, DefaultFATSeedFile if
+	// empty.
+	Path string
+	// Mounts reads and switches the mount; nil means SystemMounts{}.
+	Mounts Mounts
+}
+
+func (f FATBackend) medium() string { return orDefault(f.Medium, DefaultBootMedium) }
+
+func (f FATBackend) mounts() Mounts { return mountsOrSystem(f.Mounts) }
+
+func (f FATBackend) file() (FileBackend, error) {
+	path, err := onMedium(f.medium(), orDefault(f.Path, DefaultFATSeedFile))
+	return FileBackend{Path: path}, err
+}
+
+// Name identifies the backend in results and logs.
+func (f FATBackend) Name() string {
+	return "fat:" + filepath.Join(f.medium(), orDefault(f.Path, DefaultFATSeedFile))
+}
+
+// Load reads the seed file without remounting anything. The medium is
+// read-only (mix only) when it can never be written: an ISO 9660 or UDF
+// file system, a read-only device. That it is mounted read-only is normal.
+func (f FATBackend) Load() (Loaded, error) {
+	file, err := f.file()
+	if err != nil {
+		return Loaded{}, err
+	}
+	med, err := f.mounts().Medium(f.medium())
+	if err != nil {
+		return Loaded{}, err
+	}
+	loaded, err := file.Load()
+	if err != nil {
+		return Loaded{}, err
+	}
+	// FileBackend judged writability by the directory, which a read-only
+	// mount makes unwritable until Store remounts it.
+	loaded.ReadOnly = med.Unwritable != ""
+	return loaded, nil
+}
+
+// Store replaces the seed file while the partition is remounted
+// read-write.
+func (f FATBackend) Store(r Record) error {
+	file, err := f.file()
+	if err != nil {
+		return err
+	}
+	return withWritable(f.mounts(), f.medium(), func() error { return file.Store(r) })
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// onMedium joins a path that must stay inside the medium's mount point.
+func onMedium(medium, rel string) (string, error) {
+	if !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("%q is not a path inside %s", rel, medium)
+	}
+	return filepath.Join(medium, rel), nil
+}

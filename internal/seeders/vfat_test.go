@@ -1,0 +1,450 @@
+package seeders
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// In the QEMU lab (TestLabVfat) the guest has no mkfs.vfat or losetup:
+// these flags hand the tests block devices formatted on the host.
+var (
+	vfatDisks = flag.String("vfat-disks", "", "comma-separated fresh FAT block devices for the TestVfat tests, instead of loop devices")
+	vfatStick = flag.String("vfat-stick", "", "a Tails-like stick (GPT, FAT partition 1) for TestVfatFindBootDisk")
+)
+
+var labDisks struct {
+	sync.Mutex
+	next int
+}
+
+// nextLabDisk hands out the next lab disk, if the tests run in the lab.
+func nextLabDisk(tb testing.TB) (string, bool) {
+	tb.Helper()
+	if *vfatDisks == "" {
+		return "", false
+	}
+	labDisks.Lock()
+	defer labDisks.Unlock()
+	disks := strings.Split(*vfatDisks, ",")
+	if labDisks.next == len(disks) {
+		tb.Fatalf("all %d lab disks used: TestLabVfat must attach more", len(disks))
+	}
+	labDisks.next++
+	return disks[labDisks.next-1], true
+}
+
+// freshFAT returns a block device holding an empty FAT file system of
+// a few MiB: a lab disk, or a loop device on a new image file.
+func freshFAT(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("vfat on a block device: needs root")
+	}
+	if dev, ok := nextLabDisk(t); ok {
+		return dev
+	}
+	needCommands(t, "losetup", "mkfs.vfat")
+	img := filepath.Join(t.TempDir(), "fat.img")
+	if out, err := exec.Command("mkfs.vfat", "-C", img, "2048").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.vfat: %v: %s", err, out)
+	}
+	return loopDevice(t, img)
+}
+
+// mountFlags are the mount options that are flags to mount(2); the rest
+// go to the file system.
+var mountFlags = map[string]uintptr{
+	"ro": unix.MS_RDONLY, "nosuid": unix.MS_NOSUID, "nodev": unix.MS_NODEV,
+	"noexec": unix.MS_NOEXEC, "noatime": unix.MS_NOATIME,
+}
+
+// mountFS mounts dev at a new temporary directory with mount(2), so that
+// it needs no mount(8), and unmounts it at cleanup unless unmount did.
+// A kernel without the file system skips the test.
+func mountFS(t testing.TB, dev, fstype, options string) string {
+	t.Helper()
+	var flags uintptr
+	var data []string
+	for _, o := range strings.Split(options, ",") {
+		if f, ok := mountFlags[o]; ok {
+			flags |= f
+		} else if o != "" {
+			data = append(data, o)
+		}
+	}
+	dir := t.TempDir()
+	err := unix.Mount(dev, dir, fstype, flags, strings.Join(data, ","))
+	if errors.Is(err, unix.ENODEV) {
+		t.Skipf("this kernel has no %s file system: TestLabVfat runs the vfat tests under QEMU", fstype)
+	}
+	if err != nil {
+		t.Fatalf("mount %s on %s: %v", dev, dir, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+func unmount(t *testing.T, dir string) {
+	t.Helper()
+	if err := unix.Unmount(dir, 0); err != nil {
+		t.Fatalf("unmount %s: %v", dir, err)
+	}
+}
+
+// prepareFAT puts files on the FAT of dev (a name ending in / is a
+// folder), through a read-write mount it then takes down.
+func prepareFAT(t *testing.T, dev string, files map[string][]byte) {
+	t.Helper()
+	dir := mountFS(t, dev, "vfat", "")
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(name, "/") {
+			if err := os.MkdirAll(path, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.WriteFile(path, files[name], 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unmount(t, dir)
+}
+
+// tailsMount are Tails-like options for the boot medium, root-only.
+const tailsMount = "ro,nosuid,nodev,noexec,noatime,fmask=0077,dmask=0077"
+
+var tailsMountFlags = []string{"nosuid", "nodev", "noexec", "noatime"}
+
+// The seed protocol on a real vfat: each store remounts read-write and
+// back, keeping the mount's flags; the file is durable; and whether it may
+// be credited follows the mount's file mask.
+func TestVfatFATBackend(t *testing.T) {
+	dev := freshFAT(t)
+	prepareFAT(t, dev, map[string][]byte{"live/": nil})
+	dir := mountFS(t, dev, "vfat", tailsMount)
+	b := FATBackend{Medium: dir}
+	path := filepath.Join(dir, DefaultFATSeedFile)
+
+	res := Seeder{Backend: b, Kernel: &FakeKernel{}}.Seed()
+	if res.Err != nil || res.Content != ContentEmpty || !res.Refreshed {
+		t.Fatalf("first Seed = %+v, want a new seed file", res)
+	}
+	assertMountedReadOnly(t, dir, tailsMountFlags...)
+	if res := (Seeder{Backend: b, Kernel: &FakeKernel{Initialized: true}}).Refresh(); !res.Refreshed || !res.StoredCreditable {
+		t.Fatalf("Refresh = %+v, want a creditable seed stored", res)
+	}
+	assertMountedReadOnly(t, dir, tailsMountFlags...)
+	stored, err := ParseRecord(readFile(t, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm()&0o077 != 0 {
+		t.Fatalf("seed file on the root-only mount: %v, %v", st, err)
+	}
+
+	k := &FakeKernel{}
+	res = Seeder{Backend: b, Kernel: k}.Seed()
+	if res.CreditedBits != 256 || !onlyCall(t, k, OpCredit).Carries(stored.seed()) {
+		t.Fatalf("Seed = %+v, want the stored seed credited", res)
+	}
+	assertMountedReadOnly(t, dir, tailsMountFlags...)
+	if got := entries(t, filepath.Dir(path)); len(got) != 1 {
+		t.Fatalf("seed folder holds %v, want the seed file only", got)
+	}
+	replacement := readFile(t, path)
+
+	// On the medium, not only in the page cache: a new mount reads it.
+	unmount(t, dir)
+	dir = mountFS(t, dev, "vfat", "ro,fmask=0022,dmask=0022")
+	path = filepath.Join(dir, DefaultFATSeedFile)
+	if !bytes.Equal(readFile(t, path), replacement) {
+		t.Fatal("a new mount does not find the replacement seed")
+	}
+	// Mounted the default way, every user can read the file: even a
+	// creditable seed is mixed and refreshed, never credited.
+	b = FATBackend{Medium: dir}
+	if res := (Seeder{Backend: b, Kernel: &FakeKernel{Initialized: true}}).Refresh(); !res.StoredCreditable {
+		t.Fatalf("Refresh = %+v, want a creditable seed stored", res)
+	}
+	rec, err := ParseRecord(readFile(t, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k = &FakeKernel{}
+	res = Seeder{Backend: b, Kernel: k}.Seed()
+	noCall(t, k, OpCredit)
+	if !onlyCall(t, k, OpMix).Carries(rec.seed()) || !res.Refreshed || !strings.Contains(res.Reason, "mode") {
+		t.Fatalf("Seed on a world-readable mount = %+v, want mixed because of the mode, and refreshed", res)
+	}
+	assertMountedReadOnly(t, dir)
+}
+
+// fillFAT writes a file until the file system is full.
+func fillFAT(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, unix.ENOSPC) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	// Fill the last partial cluster too.
+	for {
+		if _, err := f.Write(chunk[:512]); err != nil {
+			break
+		}
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A store that fails on the real file system leaves the mount read-only,
+// the old seed file in place and no temporary file behind.
+func TestVfatStoreFailureLeavesReadOnly(t *testing.T) {
+	old := mustEncode(t, testRecord(0x70, 5, true))
+	tests := []struct {
+		name    string
+		files   map[string][]byte
+		fill    bool
+		wantErr error
+	}{
+		{name: "file system full", files: map[string][]byte{DefaultFATSeedFile: old}, fill: true, wantErr: unix.ENOSPC},
+		{name: "seed path is a folder", files: map[string][]byte{DefaultFATSeedFile + "/": nil}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dev := freshFAT(t)
+			prepareFAT(t, dev, tt.files)
+			if tt.fill {
+				dir := mountFS(t, dev, "vfat", "")
+				fillFAT(t, filepath.Join(dir, "filler"))
+				unmount(t, dir)
+			}
+			dir := mountFS(t, dev, "vfat", tailsMount)
+			liveBefore := entries(t, filepath.Join(dir, "live"))
+
+			err := FATBackend{Medium: dir}.Store(testRecord(0x71, 6, true))
+			if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
+				t.Fatalf("Store = %v, want a failure matching %v", err, tt.wantErr)
+			}
+			assertMountedReadOnly(t, dir, tailsMountFlags...)
+			if got := entries(t, filepath.Join(dir, "live")); !slices.Equal(got, liveBefore) {
+				t.Fatalf("seed folder went from %v to %v", liveBefore, got)
+			}
+			if tt.files[DefaultFATSeedFile] != nil && !bytes.Equal(readFile(t, filepath.Join(dir, DefaultFATSeedFile)), old) {
+				t.Fatal("the old seed file changed")
+			}
+		})
+	}
+}
+
+// countingMounts counts remounts; hideUnwritable also keeps Load from
+// knowing the medium is read-only, so that the kernel has to refuse the
+// remount itself.
+type countingMounts struct {
+	Mounts
+	hideUnwritable bool
+	rw, ro         int
+}
+
+func (c *countingMounts) Medium(dir string) (Medium, error) {
+	m, err := c.Mounts.Medium(dir)
+	if c.hideUnwritable {
+		m.Unwritable = ""
+	}
+	return m, err
+}
+
+func (c *countingMounts) Remount(dir string, readOnly bool) error {
+	if readOnly {
+		c.ro++
+	} else {
+		c.rw++
+	}
+	return c.Mounts.Remount(dir, readOnly)
+}
+
+// setReadOnly flags a block device read-only (BLKROSET, as blockdev
+// --setro) until cleanup.
+func setReadOnly(t *testing.T, dev string) {
+	t.Helper()
+	f, err := os.Open(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.IoctlSetPointerInt(int(f.Fd()), unix.BLKROSET, 1); err != nil {
+		t.Fatalf("BLKROSET %s: %v", dev, err)
+	}
+	t.Cleanup(func() {
+		f, err := os.Open(dev)
+		if err == nil {
+			err = unix.IoctlSetPointerInt(int(f.Fd()), unix.BLKROSET, 0)
+			f.Close()
+		}
+		if err != nil {
+			t.Errorf("clear BLKROSET on %s: %v", dev, err)
+		}
+	})
+}
+
+// A read-only device: Load sees it, the seed is mixed only and nothing is
+// remounted; and where Load could not see it, the kernel refuses the
+// remount once, which still costs only the credit.
+func TestVfatReadOnlyDevice(t *testing.T) {
+	dev := freshFAT(t)
+	rec := testRecord(0x80, 7, true)
+	prepareFAT(t, dev, map[string][]byte{DefaultFATSeedFile: mustEncode(t, rec)})
+	setReadOnly(t, dev)
+	dir := mountFS(t, dev, "vfat", tailsMount)
+
+	m := &countingMounts{Mounts: SystemMounts{}}
+	l, err := FATBackend{Medium: dir, Mounts: m}.Load()
+	if err != nil || !l.ReadOnly {
+		t.Fatalf("Load = %+v, %v; want a read-only medium", l, err)
+	}
+	k := &FakeKernel{}
+	res := Seeder{Backend: FATBackend{Medium: dir, Mounts: m}, Kernel: k}.Seed()
+	noCall(t, k, OpCredit)
+	if !onlyCall(t, k, OpMix).Carries(rec.seed()) || res.Refreshed || m.rw != 0 {
+		t.Fatalf("Seed = %+v after %d remounts, want mixed only and no remount", res, m.rw)
+	}
+
+	hidden := &countingMounts{Mounts: SystemMounts{}, hideUnwritable: true}
+	k = &FakeKernel{}
+	res = Seeder{Backend: FATBackend{Medium: dir, Mounts: hidden}, Kernel: k, WearRewrites: 500}.Seed()
+	noCall(t, k, OpCredit)
+	if !onlyCall(t, k, OpMix).Carries(rec.seed()) || res.Refreshed || !errors.Is(res.Err, ErrReadOnly) {
+		t.Fatalf("Seed = %+v, want mixed only, the kernel refusing the remount", res)
+	}
+	if hidden.rw != 1 {
+		t.Fatalf("%d read-write remount attempts, want one", hidden.rw)
+	}
+	assertMountedReadOnly(t, dir, tailsMountFlags...)
+	if !bytes.Equal(readFile(t, filepath.Join(dir, DefaultFATSeedFile)), mustEncode(t, rec)) {
+		t.Fatal("seed file on a read-only device changed")
+	}
+}
+
+// The command-line backend on a real vfat: every store puts a new token on
+// the kernel lines, changes nothing else, and leaves the mount read-only.
+func TestVfatCmdline(t *testing.T) {
+	dev := freshFAT(t)
+	prepareFAT(t, dev, map[string][]byte{
+		"syslinux/live64.cfg": []byte(testSyslinux),
+		"EFI/debian/grub.cfg": []byte(testGrub),
+	})
+	dir := mountFS(t, dev, "vfat", tailsMount)
+	b := CmdlineBackend{Medium: dir}
+	seen := map[string]bool{}
+	for range 2 {
+		res := Seeder{Backend: b, Kernel: &FakeKernel{}}.Seed()
+		if !res.Refreshed || res.Err != nil {
+			t.Fatalf("Seed = %+v", res)
+		}
+		assertMountedReadOnly(t, dir, tailsMountFlags...)
+		for _, f := range []struct{ rel, orig string }{{"syslinux/live64.cfg", testSyslinux}, {"EFI/debian/grub.cfg", testGrub}} {
+			got := readFile(t, filepath.Join(dir, f.rel))
+			if !bytes.Equal(withoutTokens(got), []byte(f.orig)) {
+				t.Fatalf("%s: more than the token changed:\n%s", f.rel, got)
+			}
+			tok := tokens(got)[0]
+			if tok == "0" {
+				t.Fatalf("%s: token not replaced", f.rel)
+			}
+			seen[tok] = true
+		}
+	}
+	if len(seen) != 2 {
+		t.Fatalf("tokens %v, want one per store, the same in both files", seen)
+	}
+}
+
+// TestVfatFindBootDisk finds a stick's disk from its mounted FAT partition,
+// and sees the disk flagged read-only: a virtio disk in the QEMU lab, a
+// partitioned loop device elsewhere.
+func TestVfatFindBootDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mount: needs root")
+	}
+	disk, part := *vfatStick, *vfatStick+"1"
+	if disk == "" {
+		needCommands(t, "losetup", "mkfs.vfat")
+		disk = loopDevice(t, tailsStickImage(t, "mkfs.vfat", "--offset", "2048"), "--partscan")
+		part = firstPartition(t, disk)
+	}
+	for _, readOnly := range []bool{false, true} {
+		if readOnly {
+			setReadOnly(t, disk)
+		}
+		dir := mountFS(t, part, "vfat", tailsMount)
+		got, err := SysRoots{}.FindBootDisk(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Partition != part || got.Disk != disk || got.FSType != "vfat" || !got.MountedReadOnly || (got.Unwritable != "") != readOnly {
+			t.Fatalf("FindBootDisk = %+v; want %s on %s, read-only device %t", got, part, disk, readOnly)
+		}
+		unmount(t, dir)
+	}
+}
+
+var benchDisk struct {
+	sync.Once
+	dev string
+	ok  bool
+}
+
+// BenchmarkVfatFATStore measures one FAT seed refresh on a real vfat:
+// remount read-write, atomic replace with fsyncs, read-back, remount
+// read-only: what the backend adds to a boot and to a shutdown. It needs
+// a lab disk (-vfat-disks), as TestLabVfat passes in the guest.
+func BenchmarkVfatFATStore(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("vfat on a block device: needs root")
+	}
+	// The function runs once per b.N tried: the disk is claimed once.
+	benchDisk.Do(func() { benchDisk.dev, benchDisk.ok = nextLabDisk(b) })
+	dev := benchDisk.dev
+	if !benchDisk.ok {
+		b.Skip("needs -vfat-disks: runs in the QEMU lab (TestLabVfat)")
+	}
+	dir := mountFS(b, dev, "vfat", "ro,fmask=0077,dmask=0077")
+	backend := FATBackend{Medium: dir, Path: "seed"}
+	rec := testRecord(1, 1, true)
+	b.ResetTimer()
+	for range b.N {
+		if err := backend.Store(rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/store")
+}
