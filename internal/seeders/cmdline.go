@@ -209,27 +209,32 @@ func rewriteBootConfig(path string, e BootConfigEdit) (int, error) {
 	return changed, nil
 }
 
-// readBootConfig reads a regular file (not through a symlink: replacing
-// one would cut the link) of at most maxBootConfig bytes, and its mode.
+// readBootConfig reads a bootloader configuration and its mode.
 func readBootConfig(path string) ([]byte, fs.FileMode, error) {
+	return readRegular(path, maxBootConfig)
+}
+
+// readRegular reads a regular file (not through a symlink: replacing one
+// would cut the link) of at most limit bytes, and its mode.
+func readRegular(path string, limit int) ([]byte, fs.FileMode, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, 0, fmt.Errorf("read bootloader configuration: %w", err)
+		return nil, 0, fmt.Errorf("read %s: %w", path, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, 0, fmt.Errorf("read bootloader configuration: %w", err)
+		return nil, 0, fmt.Errorf("read %s: %w", path, err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, 0, fmt.Errorf("bootloader configuration %s is not a regular file (%v)", path, st.Mode().Type())
+		return nil, 0, fmt.Errorf("%s is not a regular file (%v)", path, st.Mode().Type())
 	}
-	text, err := io.ReadAll(io.LimitReader(f, maxBootConfig+1))
+	text, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
 	if err != nil {
-		return nil, 0, fmt.Errorf("read bootloader configuration %s: %w", path, err)
+		return nil, 0, fmt.Errorf("read %s: %w", path, err)
 	}
-	if len(text) > maxBootConfig {
-		return nil, 0, fmt.Errorf("bootloader configuration %s is larger than %d bytes", path, maxBootConfig)
+	if len(text) > limit {
+		return nil, 0, fmt.Errorf("%s is larger than %d bytes", path, limit)
 	}
 	return text, st.Mode().Perm(), nil
 }
@@ -259,9 +264,9 @@ func replaceFile(path string, data []byte, mode fs.FileMode) error {
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("replace %s: %w", path, err)
 	}
-	back, _, err := readBootConfig(path)
+	back, _, err := readRegular(path, len(data))
 	if err != nil {
-		return fmt.Errorf("read back %s: %w", path, err)
+		return fmt.Errorf("read back: %w", err)
 	}
 	if !bytes.Equal(back, data) {
 		return fmt.Errorf("%s: %w", path, ErrVerify)

@@ -12,9 +12,11 @@
 //   - CheckLayout decides from the partition tables alone whether a raw
 //     sector of a disk is provably unused (DESIGN rule 5); Classify decides
 //     whether its current content is ours to replace.
-//   - SectorBackend and FileBackend read and write one seed location each,
-//     and re-check safety on a fresh read in the same open before every
-//     write.
+//   - SectorBackend, FATBackend, FileBackend and CmdlineBackend read and
+//     write one seed location each, and re-check safety on a fresh read
+//     before every write. FATBackend and CmdlineBackend remount the boot
+//     medium read-write only while they replace a file, and read-only again
+//     on every path (Mounts). SysRoots finds the boot medium's disk.
 //   - Seeder runs the protocol for one backend: load, write and verify the
 //     replacement, and only then credit the old seed to the kernel (DESIGN
 //     rule 2); otherwise mix it at most.

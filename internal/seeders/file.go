@@ -1,7 +1,6 @@
 package seeders
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -74,38 +73,13 @@ func (f FileBackend) readOnly() bool {
 	return writeDenied(unix.Access(filepath.Dir(f.Path), unix.W_OK))
 }
 
-// Store replaces the seed file atomically: a 0600 temporary file in the same
-// directory, written and fsync'd, renamed over the old one, the directory
-// fsync'd so the rename is durable, then the file read back.
+// Store replaces the seed file atomically, mode 0600 (see replaceFile).
 func (f FileBackend) Store(r Record) error {
 	enc, err := r.Encode()
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(f.Path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.Path)+".tmp*") // mode 0600
-	if err != nil {
-		return fmt.Errorf("create temporary seed file: %w", err)
-	}
-	if err := writeSynced(tmp, enc); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), f.Path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("replace seed file: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
-		return err
-	}
-	back, _, err := readSeedFile(f.Path)
-	if err != nil {
-		return fmt.Errorf("read back seed file: %w", err)
-	}
-	if !bytes.Equal(back, enc) {
-		return fmt.Errorf("seed file %s: %w", f.Path, ErrVerify)
-	}
-	return nil
+	return replaceFile(f.Path, enc, 0o600)
 }
 
 func writeSynced(f *os.File, b []byte) error {
