@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	mathrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -255,4 +256,64 @@ func TestSeedsOnRealKernel(t *testing.T) {
 			t.Errorf("not our record after adoption: %v", err)
 		}
 	})
+}
+
+// TestSeedsSurvivePowerCuts pulls the plug on the guest at random moments
+// while it loads and saves sector seeds, again and again. Whatever the
+// sector holds afterwards, the next boot either credits a record no boot
+// credited before, or does not credit at all.
+func TestSeedsSurvivePowerCuts(t *testing.T) {
+	g := newGuest(t)
+	stick := newStick(t)
+	if out, err := exec.Command(g.gate, "seed", "init", "--device", stick).CombinedOutput(); err != nil {
+		t.Fatalf("seed init: %v: %s", err, out)
+	}
+	// Saves are creditable once the guest's CRNG is initialized (the
+	// credit step), so most cuts leave a creditable record behind.
+	script := `
+		write /tmp/s.conf "[Seed.Sector]\nEnable=yes\nDevice=/dev/vda\n"
+		run /bin/entropy-gate seed load --config /tmp/s.conf
+		credit 256
+	` + strings.Repeat("run /bin/entropy-gate seed save --config /tmp/s.conf\n", 60)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("cut times drawn with seed %d", seed)
+	rng := mathrand.New(mathrand.NewPCG(seed, 0))
+	credited := map[string]int{}
+	for boot := 1; boot <= 4; boot++ {
+		before := readSector(t, stick)
+		rec, parseErr := seeders.ParseRecord(before)
+		// A random cut from just after init (the load) to well into
+		// the saves; the last boot runs long enough to finish.
+		cut := 3*time.Second + time.Duration(rng.Int64N(int64(6*time.Second)))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		res, _ := g.lab.Boot(ctx, vmtest.Config{
+			Files:   map[string]string{"/bin/entropy-gate": g.gate},
+			Disks:   []vmtest.Disk{{Path: stick}},
+			Script:  script,
+			Timeout: cut,
+		})
+		cancel()
+		didCredit := outputHas(res, 2, "credited 256 bits")
+		saves := 0
+		for _, e := range res.All("exit") {
+			if e.Step > 3 {
+				saves++
+			}
+		}
+		t.Logf("boot %d: cut after %v, %d saves; sector before: %v; credited: %v", boot, cut, saves, parseErr, didCredit)
+		if !didCredit {
+			continue
+		}
+		if parseErr != nil || !rec.Creditable {
+			t.Errorf("boot %d credited a sector that was not a creditable record (%v)", boot, parseErr)
+		}
+		h := sum(before)
+		if prev, again := credited[h]; again {
+			t.Errorf("boot %d credited the record boot %d credited already", boot, prev)
+		}
+		credited[h] = boot
+	}
+	if len(credited) == 0 {
+		t.Errorf("no boot credited anything: the cuts were too early to test crediting")
+	}
 }
