@@ -1,6 +1,8 @@
 package cli_test
 
 import (
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -117,4 +119,76 @@ func waitOf(b *testing.B, res *vmtest.Result, step int) time.Duration {
 		b.Fatalf("step %d did not open:\n%s", step, res.Timeline())
 	}
 	return last.Time - first.Time
+}
+
+// seedBenchBoots is how many boots measure the seed backends' cost.
+const seedBenchBoots = 3
+
+// BenchmarkGuestSeeds reports, in guest time, what loading (at boot) and
+// saving (at shutdown) each seed backend costs on the real kernel with a
+// virtio disk and a real vfat mount (median of seedBenchBoots boots), and
+// how long a passive gate waits with a credited seed (without one, it
+// waits for its timeout: BenchmarkGuest's passive-wait).
+func BenchmarkGuestSeeds(b *testing.B) {
+	g := newBenchGuest(b)
+	cost := map[string][]time.Duration{}
+	var seededWaits []time.Duration
+	for i := 0; i < seedBenchBoots; i++ {
+		stick := filepath.Join(b.TempDir(), "stick.img")
+		s, err := vmtest.NewStick(b.Context(), stick, vmtest.MinStickSize)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.WriteFile(b.Context(), "/syslinux/live64.cfg", []byte("label live\n  kernel /live/vmlinuz\n  append boot=live entropy_gate.seed=0\n")); err != nil {
+			b.Fatal(err)
+		}
+		if out, err := exec.Command(g.gate, "seed", "init", "--device", stick).CombinedOutput(); err != nil {
+			b.Fatalf("seed init: %v: %s", err, out)
+		}
+		res := g.boot(b, vmtest.Config{Disks: []vmtest.Disk{{Path: stick}}, Script: `
+			mount /dev/vda1 /run/live/medium vfat ro,fmask=0077,dmask=0077
+			write /tmp/sector.conf "[Gate]\nMode=passive\nTimeout=1min\n[Seed.Sector]\nEnable=yes\nDevice=/dev/vda\n"
+			write /tmp/fat.conf "[Seed.FAT]\nEnable=yes\n"
+			write /tmp/cmdline.conf "[Seed.Cmdline]\nEnable=yes\n"
+			run /bin/entropy-gate run --config /tmp/sector.conf
+			run /bin/entropy-gate seed load --config /tmp/fat.conf
+			run /bin/entropy-gate seed load --config /tmp/cmdline.conf
+			run /bin/entropy-gate seed save --config /tmp/sector.conf
+			run /bin/entropy-gate seed save --config /tmp/fat.conf
+			run /bin/entropy-gate seed save --config /tmp/cmdline.conf
+			cat /run/entropy-gate/state.json
+		`})
+		for step, name := range map[int]string{6: "fat-load", 7: "cmdline-load", 8: "sector-save", 9: "fat-save", 10: "cmdline-save"} {
+			if code, err := res.ExitCode(step); err != nil || code != 0 {
+				b.Fatalf("%s: exit %d, %v\n%s", name, code, err, res.Timeline())
+			}
+			cost[name] = append(cost[name], stepTime(b, res, step))
+		}
+		// The sector's load happened inside the gate's run, as at boot.
+		loaded, ok1 := findLine(res, 5, "seed load sector")
+		seeding, ok2 := findLine(res, 5, "Loading random seeds")
+		if !ok1 || !ok2 || !strings.Contains(loaded.Get("line"), "credited 256 bits") {
+			b.Fatalf("the sector seed was not credited:\n%s", res.Timeline())
+		}
+		cost["sector-load"] = append(cost["sector-load"], loaded.Time-seeding.Time)
+		seededWaits = append(seededWaits, time.Duration(stateAt(b, res, 11).WaitedMS)*time.Millisecond)
+	}
+	median := func(d []time.Duration) float64 {
+		slices.Sort(d)
+		return float64(d[len(d)/2]) / float64(time.Millisecond)
+	}
+	for _, name := range []string{"sector-load", "sector-save", "fat-load", "fat-save", "cmdline-load", "cmdline-save"} {
+		b.ReportMetric(median(cost[name]), name+"-ms")
+	}
+	b.ReportMetric(median(seededWaits), "passive-wait-with-seed-ms")
+}
+
+// stepTime is how long a run step took, from its start to its exit.
+func stepTime(b *testing.B, res *vmtest.Result, step int) time.Duration {
+	begin, ok1 := res.Find(step, "step")
+	end, ok2 := res.Find(step, "exit")
+	if !ok1 || !ok2 {
+		b.Fatalf("step %d did not run:\n%s", step, res.Timeline())
+	}
+	return end.Time - begin.Time
 }

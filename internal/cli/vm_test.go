@@ -55,7 +55,7 @@ func exitCode(t *testing.T, res *vmtest.Result, step int) int {
 }
 
 // stateAt parses the state file a cat step printed.
-func stateAt(t *testing.T, res *vmtest.Result, step int) gatestate.State {
+func stateAt(t testing.TB, res *vmtest.Result, step int) gatestate.State {
 	t.Helper()
 	var lines []string
 	for _, e := range res.All("cat") {
