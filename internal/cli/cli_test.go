@@ -118,7 +118,7 @@ func TestStatusReadsGateState(t *testing.T) {
 		t.Errorf("gate = %+v", st.Gate)
 	}
 	te.run("status")
-	for _, want := range []string{"Ready:    yes\n", "Gate:     opened by timeout after 5.003s: timeout of 5s expired\n"} {
+	for _, want := range []string{"Ready:         yes\n", "Gate:          opened by timeout after 5.003s: timeout of 5s expired\n", "Hardware RNG:  none\n"} {
 		if !strings.Contains(te.stdout.String(), want) {
 			t.Errorf("status lacks %q:\n%s", want, te.stdout)
 		}

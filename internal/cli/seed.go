@@ -236,14 +236,23 @@ func writeSeedStatus(w io.Writer, st seedStatus, tr *i18n.Translator) {
 			fmt.Fprintf(&b, "  %s %s: %s\n", s.Action, s.Backend, s.Reason)
 		}
 	}
-	hw := st.HWRNG.Current
-	if hw == "" || hw == "none" {
-		hw = tr.G("none")
-	} else if st.HWRNG.Quality >= 0 {
-		hw = tr.G("%[1]s, credited at quality %[2]d of 1024", hw, st.HWRNG.Quality)
-	}
-	b.WriteString(tr.G("Hardware RNG: %s", hw) + "\n")
+	b.WriteString(tr.G("Hardware RNG: %s", hwrngText(st.HWRNG, tr)) + "\n")
 	io.WriteString(w, b.String())
+}
+
+// hwrngText says which hardware RNG feeds the kernel, and how much the
+// kernel trusts it.
+func hwrngText(h doctor.HWRNG, tr *i18n.Translator) string {
+	switch {
+	case h.Current == "" || h.Current == "none":
+		return tr.G("none")
+	case h.Quality < 0:
+		return h.Current
+	case h.Quality == 0:
+		return tr.G("%s, not credited (quality 0)", h.Current)
+	default:
+		return tr.G("%[1]s, credited at quality %[2]d of 1024", h.Current, h.Quality)
+	}
 }
 
 func runSeedInit(_ context.Context, env Env, args []string) int {

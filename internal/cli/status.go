@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/doctor"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
@@ -33,6 +34,9 @@ type Status struct {
 	Threshold int    `json:"threshold"`
 	Semantics string `json:"semantics"`
 	Gate      Gate   `json:"gate"`
+	// HWRNG is the kernel's hardware RNG: device, current source, and
+	// the quality the kernel credits it at.
+	HWRNG doctor.HWRNG `json:"hwrng"`
 }
 
 // Gate is the gate service's state, from its state file.
@@ -69,6 +73,7 @@ func readStatus(env Env, threshold int, logger *log.Logger) Status {
 		st.CRNGReason = rErr.Error()
 	}
 	st.Ready = gate.Opens(st.CRNGInitialized, st.EntropyAvail, st.Threshold)
+	st.HWRNG = doctor.ReadHWRNG(env.Doctor)
 
 	gs, err := gatestate.Read(env.StatePath)
 	switch {
@@ -162,5 +167,6 @@ func writeStatus(w io.Writer, st Status, tr *i18n.Translator) {
 		g += ": " + st.Gate.Reason
 	}
 	row(tr.G("Gate:"), g)
+	row(tr.G("Hardware RNG:"), hwrngText(st.HWRNG, tr))
 	tw.Flush()
 }
