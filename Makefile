@@ -81,7 +81,7 @@ GO_SOURCES = $(shell { git ls-files -- 'cmd/*.go' 'internal/*.go' 2>/dev/null ||
 pot:
 	xgettext --language=C --from-code=UTF-8 --keyword= --keyword=G --keyword=N:1,2 \
 		--add-comments=TRANSLATORS: --package-name=entropy-gate --msgid-bugs-address=https://gitlab.tails.boum.org/tails/entropy-gate/-/issues \
-		--sort-by-file -o po/entropy-gate.pot.new $(GO_SOURCES)
+		--add-location=file --sort-by-file -o po/entropy-gate.pot.new $(GO_SOURCES)
 	@# No creation date, so an unchanged source tree gives an unchanged file.
 	sed -i '/^"POT-Creation-Date:/d' po/entropy-gate.pot.new
 	mv po/entropy-gate.pot.new po/entropy-gate.pot
