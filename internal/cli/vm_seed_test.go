@@ -282,15 +282,20 @@ func TestSeedsSurvivePowerCuts(t *testing.T) {
 	for boot := 1; boot <= 4; boot++ {
 		before := readSector(t, stick)
 		rec, parseErr := seeders.ParseRecord(before)
-		// A random cut from just after init (the load) to well into
-		// the saves; the last boot runs long enough to finish.
-		cut := 3*time.Second + time.Duration(rng.Int64N(int64(6*time.Second)))
+		// The cut comes a random time after the guest starts loading
+		// the seed (step 2), so it lands in the load or the saves
+		// however slow the machine is; the first boot's comes late
+		// enough for its load to finish and credit.
+		cut := 500*time.Millisecond + time.Duration(rng.Int64N(int64(2500*time.Millisecond)))
+		if boot == 1 {
+			cut += time.Second
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		res, _ := g.lab.Boot(ctx, vmtest.Config{
 			Files:   map[string]string{"/bin/entropy-gate": g.gate},
 			Disks:   []vmtest.Disk{{Path: stick}},
 			Script:  script,
-			Timeout: cut,
+			Console: &cutAfter{marker: " 2 step ", delay: cut, cut: cancel},
 		})
 		cancel()
 		didCredit := outputHas(res, 2, "credited 256 bits")
@@ -300,7 +305,7 @@ func TestSeedsSurvivePowerCuts(t *testing.T) {
 				saves++
 			}
 		}
-		t.Logf("boot %d: cut after %v, %d saves; sector before: %v; credited: %v", boot, cut, saves, parseErr, didCredit)
+		t.Logf("boot %d: cut %v after the load began, %d saves; sector before: %v; credited: %v", boot, cut, saves, parseErr, didCredit)
 		if !didCredit {
 			continue
 		}
@@ -316,4 +321,25 @@ func TestSeedsSurvivePowerCuts(t *testing.T) {
 	if len(credited) == 0 {
 		t.Errorf("no boot credited anything: the cuts were too early to test crediting")
 	}
+}
+
+// cutAfter watches the serial console and cuts the guest's power (cancels
+// its boot) delay after marker first appears.
+type cutAfter struct {
+	marker string
+	delay  time.Duration
+	cut    context.CancelFunc
+	seen   strings.Builder
+	armed  bool
+}
+
+func (c *cutAfter) Write(p []byte) (int, error) {
+	if !c.armed {
+		c.seen.Write(p)
+		if strings.Contains(c.seen.String(), c.marker) {
+			c.armed = true
+			time.AfterFunc(c.delay, c.cut)
+		}
+	}
+	return len(p), nil
 }
