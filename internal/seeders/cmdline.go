@@ -203,7 +203,7 @@ func rewriteBootConfig(path string, e BootConfigEdit) (int, error) {
 	if changed == 0 || bytes.Equal(out, text) {
 		return 0, nil
 	}
-	if err := replaceFile(path, out, mode); err != nil {
+	if err := replaceFile(path, out, mode, false); err != nil {
 		return 0, err
 	}
 	return changed, nil
@@ -239,27 +239,47 @@ func readRegular(path string, limit int) ([]byte, fs.FileMode, error) {
 	return text, st.Mode().Perm(), nil
 }
 
-// replaceFile replaces path with data atomically: a temporary file in the
-// same directory, given path's mode, written and fsync'd, renamed over
-// path, the directory fsync'd, then the file read back.
-func replaceFile(path string, data []byte, mode fs.FileMode) error {
+// replaceFile replaces path with data atomically and durably: a temporary
+// file in the same directory, given path's mode, written and fsync'd;
+// with scrub, the old file's bytes zeroed in place and fsync'd, so a seed
+// already used does not linger in freed blocks of the medium; the rename;
+// then an fsync of the renamed file itself, which on vfat is what writes
+// the directory entry pointing at the new data (fsync of the directory
+// does not); the directory fsync'd; the file read back.
+func replaceFile(path string, data []byte, mode fs.FileMode, scrub bool) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("replace %s: %w", path, err)
 	}
-	if err := setMode(tmp, mode); err != nil {
+	fail := func(err error) error {
 		tmp.Close()
 		os.Remove(tmp.Name())
 		return fmt.Errorf("replace %s: %w", path, err)
 	}
-	if err := writeSynced(tmp, data); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("replace %s: %w", path, err)
+	if err := setMode(tmp, mode); err != nil {
+		return fail(err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	if scrub {
+		if err := zeroInPlace(path); err != nil {
+			return fail(err)
+		}
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("replace %s: %w", path, err)
+		return fail(err)
+	}
+	err = tmp.Sync()
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("replace %s: flush: %w", path, err)
 	}
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("replace %s: %w", path, err)
@@ -270,6 +290,30 @@ func replaceFile(path string, data []byte, mode fs.FileMode) error {
 	}
 	if !bytes.Equal(back, data) {
 		return fmt.Errorf("%s: %w", path, ErrVerify)
+	}
+	return nil
+}
+
+// zeroInPlace overwrites a regular file's bytes with zeros and flushes
+// them; a missing file has nothing to scrub.
+func zeroInPlace(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("scrub old seed: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return fmt.Errorf("scrub old seed: not a regular file (%v)", err)
+	}
+	if _, err := f.WriteAt(make([]byte, st.Size()), 0); err != nil {
+		return fmt.Errorf("scrub old seed: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("scrub old seed: %w", err)
 	}
 	return nil
 }

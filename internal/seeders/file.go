@@ -73,27 +73,14 @@ func (f FileBackend) readOnly() bool {
 	return writeDenied(unix.Access(filepath.Dir(f.Path), unix.W_OK))
 }
 
-// Store replaces the seed file atomically, mode 0600 (see replaceFile).
+// Store replaces the seed file atomically and durably, mode 0600, the old
+// seed's bytes scrubbed first (see replaceFile).
 func (f FileBackend) Store(r Record) error {
 	enc, err := r.Encode()
 	if err != nil {
 		return err
 	}
-	return replaceFile(f.Path, enc, 0o600)
-}
-
-func writeSynced(f *os.File, b []byte) error {
-	_, err := f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write temporary seed file: %w", err)
-	}
-	return nil
+	return replaceFile(f.Path, enc, 0o600, true)
 }
 
 func syncDir(dir string) error {

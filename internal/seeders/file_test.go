@@ -194,3 +194,40 @@ func TestFileStoreFailureLeavesNoTemporary(t *testing.T) {
 		t.Fatalf("directory holds %d entries after a failed store, want the original only", len(entries))
 	}
 }
+
+// TestStoreScrubsTheOldSeed checks that a replaced seed file's old bytes
+// are zeroed where they were, not merely unlinked: on flash or vfat the
+// freed blocks would otherwise keep a seed that was credited.
+func TestStoreScrubsTheOldSeed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "seed")
+	k := &FakeKernel{Initialized: true}
+	first, err := NextRecord(k, Env{}, Loaded{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := FileBackend{Path: path}
+	if err := b.Store(first); err != nil {
+		t.Fatal(err)
+	}
+	// Keep the old file's inode open to look at its blocks afterwards.
+	old, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	second, _ := NextRecord(k, Env{}, Loaded{})
+	if err := b.Store(second); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, RecordSize)
+	if _, err := old.ReadAt(buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf, make([]byte, RecordSize)) {
+		t.Errorf("the replaced seed file's bytes were not scrubbed")
+	}
+	loaded, err := b.Load()
+	if err != nil || loaded.Content != ContentRecord || loaded.Record.Generation != second.Generation {
+		t.Errorf("after the replacement: %v, %v", loaded, err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
@@ -39,6 +40,9 @@ type Backend struct {
 	seeders.Backend
 	// WearRewrites is passed to the Seeder (sector backends only).
 	WearRewrites int
+	// LoadOnly backends are written once per boot, when loaded, not
+	// again after the gate opens or at shutdown.
+	LoadOnly bool
 }
 
 // Backends builds the enabled backends in a fixed order. A backend that
@@ -61,7 +65,10 @@ func Backends(c config.Seed, locate Locator) ([]Backend, []gatestate.Seed) {
 		// Only lines that already carry the token change: the image
 		// build puts it there. Adding words to a bootloader's kernel
 		// line could break the boot.
-		backends = append(backends, Backend{Backend: seeders.CmdlineBackend{Medium: c.Medium, Files: c.Cmdline.Files}})
+		// Once per boot: every rewrite of a bootloader file is a moment
+		// in which pulling the stick could damage it, and the token
+		// only matters for the next boot.
+		backends = append(backends, Backend{Backend: seeders.CmdlineBackend{Medium: c.Medium, Files: c.Cmdline.Files}, LoadOnly: true})
 	}
 	if c.File.Enable {
 		backends = append(backends, Backend{Backend: seeders.FileBackend{Path: c.File.Path}})
@@ -105,33 +112,57 @@ func sectorBackend(c config.Seed, locate Locator) (seeders.SectorBackend, error)
 // e.g. because its device was pulled out.
 var ErrTimeout = errors.New("gave up waiting for the seed location")
 
+// Grace is how long Run still waits, after its deadline, for the backend
+// it is running: it may be between remounting the boot medium read-write
+// and back, and leaving it read-write is worse than being late.
+const Grace = 10 * time.Second
+
 // Run runs action (gatestate.SeedLoad, SeedRefresh or SeedSave) on each
-// backend in turn, each bounded by ctx: a backend still running when ctx
-// is done is reported as timed out and left behind.
+// backend in turn, each bounded by ctx and Grace: a backend still running
+// then is reported as timed out and left behind, and the backends after
+// it are not tried. LoadOnly backends only take part in loads.
 func Run(ctx context.Context, backends []Backend, k seeders.Kernel, action string) []gatestate.Seed {
 	var out []gatestate.Seed
 	for _, b := range backends {
+		if b.LoadOnly && action != gatestate.SeedLoad {
+			continue
+		}
 		if ctx.Err() != nil {
 			out = append(out, gatestate.Seed{Backend: b.Name(), Action: action, Reason: "not tried: " + ErrTimeout.Error(), Error: ErrTimeout.Error()})
 			continue
 		}
-		s := seeders.Seeder{Backend: b.Backend, Kernel: k, WearRewrites: b.WearRewrites}
 		done := make(chan seeders.Result, 1)
-		go func() {
-			if action == gatestate.SeedLoad {
-				done <- s.Seed()
-			} else {
-				done <- s.Refresh()
-			}
-		}()
+		go func() { done <- runOne(b, k, action) }()
 		select {
 		case r := <-done:
 			out = append(out, FromResult(r, action))
+			continue
 		case <-ctx.Done():
+		}
+		select {
+		case r := <-done:
+			out = append(out, FromResult(r, action))
+		case <-time.After(Grace):
 			out = append(out, gatestate.Seed{Backend: b.Name(), Action: action, Reason: "not finished: " + ErrTimeout.Error(), Error: ErrTimeout.Error()})
 		}
 	}
 	return out
+}
+
+// runOne runs the protocol on one backend. A panic in it is a failed
+// backend, not a failed boot (DESIGN rule 7).
+func runOne(b Backend, k seeders.Kernel, action string) (res seeders.Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			err := fmt.Errorf("seed backend crashed: %v", p)
+			res = seeders.Result{Backend: b.Name(), Reason: "failed: " + err.Error(), Error: err.Error(), Err: err}
+		}
+	}()
+	s := seeders.Seeder{Backend: b.Backend, Kernel: k, WearRewrites: b.WearRewrites}
+	if action == gatestate.SeedLoad {
+		return s.Seed()
+	}
+	return s.Refresh()
 }
 
 // FromResult is a seeder's result as the state file keeps it.

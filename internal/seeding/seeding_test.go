@@ -105,6 +105,9 @@ func (s stuck) Load() (seeders.Loaded, error) {
 func (stuck) Store(seeders.Record) error { return nil }
 
 func TestRunGivesUpOnAStuckBackend(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the grace period")
+	}
 	s := stuck{release: make(chan struct{})}
 	defer close(s.release)
 	c := fileConfig(t)
@@ -166,10 +169,60 @@ func TestBackendsBuildsEveryKind(t *testing.T) {
 	}
 	fat, ok1 := backends[1].Backend.(seeders.FATBackend)
 	cmdline, ok2 := backends[2].Backend.(seeders.CmdlineBackend)
-	if !ok1 || !ok2 || fat.Medium != "/media/stick" || fat.Path != c.FAT.Path || cmdline.Insert || !slices.Equal(cmdline.Files, c.Cmdline.Files) {
+	if !ok1 || !ok2 || fat.Medium != "/media/stick" || fat.Path != c.FAT.Path || cmdline.Insert || !slices.Equal(cmdline.Files, c.Cmdline.Files) || !backends[2].LoadOnly {
 		t.Errorf("FAT %+v, cmdline %+v", backends[1].Backend, backends[2].Backend)
 	}
 	if backends[0].WearRewrites != c.Sector.WearRewrites || backends[1].WearRewrites != 0 {
 		t.Errorf("wear rewrites apply to the sector only")
+	}
+}
+
+// finishing is a backend that needs a moment past the deadline, as one in
+// the middle of a remount would.
+type finishing struct{ delay time.Duration }
+
+func (finishing) Name() string { return "finishing" }
+func (f finishing) Load() (seeders.Loaded, error) {
+	time.Sleep(f.delay)
+	return seeders.Loaded{Content: seeders.ContentEmpty, ReadOnly: true}, nil
+}
+func (finishing) Store(seeders.Record) error { return nil }
+
+func TestRunLetsABackendFinishAfterTheDeadline(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	got := Run(ctx, []Backend{{Backend: finishing{delay: 200 * time.Millisecond}}}, Kernel{fakePool()}, gatestate.SeedSave)
+	if len(got) != 1 || got[0].Error != "" || !got[0].Loaded {
+		t.Errorf("results %+v, want the backend's own result", got)
+	}
+}
+
+// crashing is a backend with a bug.
+type crashing struct{}
+
+func (crashing) Name() string                  { return "crashing" }
+func (crashing) Load() (seeders.Loaded, error) { panic("index out of range") }
+func (crashing) Store(seeders.Record) error    { return nil }
+
+func TestRunSurvivesACrashingBackend(t *testing.T) {
+	c := fileConfig(t)
+	backends, _ := Backends(c, nil)
+	got := Run(context.Background(), append([]Backend{{Backend: crashing{}}}, backends...), Kernel{fakePool()}, gatestate.SeedLoad)
+	if len(got) != 2 || !strings.Contains(got[0].Error, "crashed") || !got[1].Refreshed {
+		t.Errorf("results %+v", got)
+	}
+}
+
+func TestLoadOnlyBackendsSkipRefreshAndSave(t *testing.T) {
+	c := fileConfig(t)
+	backends, _ := Backends(c, nil)
+	backends[0].LoadOnly = true
+	for _, action := range []string{gatestate.SeedRefresh, gatestate.SeedSave} {
+		if got := Run(context.Background(), backends, Kernel{fakePool()}, action); len(got) != 0 {
+			t.Errorf("%s ran a load-only backend: %+v", action, got)
+		}
+	}
+	if got := Run(context.Background(), backends, Kernel{fakePool()}, gatestate.SeedLoad); len(got) != 1 {
+		t.Errorf("load skipped a load-only backend")
 	}
 }
