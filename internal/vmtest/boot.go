@@ -85,21 +85,34 @@ func (l *Lab) Boot(ctx context.Context, cfg Config) (*Result, error) {
 	if err := l.writeInitramfs(initrd, cfg); err != nil {
 		return nil, err
 	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	res, err := l.runQEMU(ctx, initrd, cfg)
+	if err != nil {
+		return res, err
+	}
+	if _, ok := res.First(protocol.KindDone); !ok {
+		return res, fmt.Errorf("boot: the guest stopped before the end of the scenario%s\n%s", res.guestErrors(), res.tail())
+	}
+	return res, nil
+}
+
+// runQEMU boots the lab's kernel with initrd and returns every event of
+// the console. It fails if QEMU fails or the guest does not power off
+// within cfg.Timeout; the error then quotes the end of the console.
+// Boots run one at a time, across processes too.
+func (l *Lab) runQEMU(ctx context.Context, initrd string, cfg Config) (*Result, error) {
 	qemu, err := toolPath("qemu-system-x86_64")
 	if err != nil {
 		return nil, err
 	}
-
 	unlock, err := lockFile(ctx, filepath.Join(l.cacheDir, "qemu.lock"))
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	timeout := cfg.Timeout
-	if timeout == 0 {
-		timeout = DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 
 	var console, stderr bytes.Buffer
@@ -118,9 +131,6 @@ func (l *Lab) Boot(ctx context.Context, cfg Config) (*Result, error) {
 			return res, fmt.Errorf("boot: no power-off after %v: %w\n%s", res.Wall.Round(time.Millisecond), ctx.Err(), res.tail())
 		}
 		return res, fmt.Errorf("boot: qemu: %w: %s\n%s", runErr, strings.TrimSpace(stderr.String()), res.tail())
-	}
-	if _, ok := res.First(protocol.KindDone); !ok {
-		return res, fmt.Errorf("boot: the guest stopped before the end of the scenario%s\n%s", res.guestErrors(), res.tail())
 	}
 	return res, nil
 }
@@ -159,6 +169,24 @@ func qemuArgs(kernel, initrd string, cfg Config) []string {
 // writeInitramfs packs init, the modules the boot needs, the scenario and
 // cfg.Files.
 func (l *Lab) writeInitramfs(path string, cfg Config) error {
+	r := newInitramfs()
+	if err := l.addGuest(r, cfg); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("initramfs: %w", err)
+	}
+	if err := r.writeGzip(f); err != nil {
+		f.Close()
+		return fmt.Errorf("initramfs: %w", err)
+	}
+	return f.Close()
+}
+
+// addGuest adds init, the modules the boot needs, the scenario and
+// cfg.Files to r.
+func (l *Lab) addGuest(r *initramfs, cfg Config) error {
 	var groups []string
 	if len(cfg.Disks) > 0 {
 		groups = append(groups, groupDisk)
@@ -171,7 +199,6 @@ func (l *Lab) writeInitramfs(path string, cfg Config) error {
 		return fmt.Errorf("initramfs: %w", err)
 	}
 
-	r := newInitramfs()
 	if err := r.addHostFile("/init", l.guestInit); err != nil {
 		return err
 	}
@@ -187,15 +214,7 @@ func (l *Lab) writeInitramfs(path string, cfg Config) error {
 			return err
 		}
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("initramfs: %w", err)
-	}
-	if err := r.writeGzip(f); err != nil {
-		f.Close()
-		return fmt.Errorf("initramfs: %w", err)
-	}
-	return f.Close()
+	return nil
 }
 
 // Result is what a boot produced.

@@ -65,9 +65,12 @@
 //	pwrite PATH OFFSET TEXT      write TEXT at byte OFFSET of an existing file or device, then fsync
 //	mount SOURCE TARGET FSTYPE [OPTIONS]   mount; ro, nosuid, nodev, noexec are flags
 //	env KEY=VALUE                set a variable for the commands of later steps
+//	exec PATH [ARG...]           replace init with a program, e.g. /sbin/init; the last step
 //
 // The guest's /init also runs a single step outside PID 1, so a job can
-// be any step: "start poller /init waitready".
+// be any step: "start poller /init waitready"; and "/init --scenario
+// FILE" runs a whole scenario file that way, between an init and a done
+// event.
 //
 // # Events
 //
@@ -80,7 +83,7 @@
 // broke into. Lines are found anywhere in the console, after terminal
 // escape codes are stripped. Kinds and their fields:
 //
-//	init     boottime (kernel uptime in ns), kernel, cmdline
+//	init     boottime (kernel uptime in ns), kernel, cmdline, scenario (its file)
 //	module   name                          (a module was loaded)
 //	step     text                          (a step begins)
 //	stdout   line [name]                   stderr: the same
@@ -98,4 +101,44 @@
 // NewStick builds a disk image laid out like a Tails USB stick: GPT, a
 // FAT32 EFI system partition from LBA 2048, LBA 34–2047 left zero. Files
 // go in and out of its FAT with mtools, without mounting anything.
+//
+// # Systemd
+//
+// BootSystemd boots a real Debian bookworm with systemd as PID 1 instead
+// of a scenario: debootstrap's minbase with systemd-sysv, tor and dbus,
+// without documentation and translations, built once per machine (about
+// a minute, as root, installing debootstrap and zstd if they are missing;
+// PrepareSystemd) and cached as a zstd-compressed
+// archive of about 35 MB under the cache folder. Each boot lays over it
+// SystemdConfig.Trees (a "make install DESTDIR=" tree), Files and Texts
+// (units, drop-ins, configuration), enables units as "systemctl enable"
+// would, and packs all that as a second, uncompressed archive after the
+// first. Init loads the modules, runs Config.Script and hands over to
+// systemd with "exec /sbin/init". Guest RAM defaults to 1536 MB: the
+// system lives in it.
+//
+// Once the boot has finished (systemctl is-system-running --wait), a
+// unit runs SystemdConfig.Report, a scenario whose events come back in
+// SystemdResult.Report, and powers the machine off. Units of a test can
+// run scenarios too (ScenarioCommand), e.g. a credit late in the boot or
+// a report at shutdown; what they print to the console comes back in
+// SystemdResult.Runs. ParseUnits reads "systemctl show" and ParseJournal
+// "journalctl -o short-monotonic", both on the guest's CLOCK_MONOTONIC,
+// as the events are.
+//
+// The system stays entropy-starved: since 5.18 a blocking getrandom or a
+// read of /dev/urandom makes the kernel gather jitter entropy, which
+// initializes the CRNG a second or two later. So systemd-random-seed
+// (disabled in Tails too), systemd-logind and dbus-daemon, which would do
+// that early in every boot, do not start by themselves; D-Bus starts on
+// demand through its socket. Without udev, the serial getty is masked. A
+// boot to multi-user.target takes 25–35 s of wall time.
+//
+// # Debian programs
+//
+// DebianProgram makes a dynamically linked program from Debian packages
+// (such as haveged) runnable in the guest: it downloads and unpacks the
+// packages into the cache once and returns Config.Files entries for the
+// program, the shared libraries it needs and the dynamic loader, each at
+// its real path. Libraries the packages do not ship come from the host.
 package vmtest

@@ -4,8 +4,10 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 )
 
@@ -13,6 +15,7 @@ import (
 const (
 	modeDir      = 0o040000
 	modeRegular  = 0o100000
+	modeSymlink  = 0o120000
 	modeCharDev  = 0o020000
 	newcMagic    = "070701"
 	newcTrailer  = "TRAILER!!!"
@@ -60,6 +63,47 @@ func (r *initramfs) addHostFile(name, src string) error {
 		return fmt.Errorf("initramfs: %w", err)
 	}
 	r.addFile(name, info.Mode(), data)
+	return nil
+}
+
+// addSymlink adds a symbolic link at the absolute guest path name.
+func (r *initramfs) addSymlink(name, target string) {
+	r.add(cpioEntry{name: name, mode: modeSymlink | 0o777, data: []byte(target)})
+}
+
+// addTree adds the files and symbolic links under the host folder dir at
+// the same paths under the guest's root, like a "make install DESTDIR="
+// tree. Files keep their permission bits; folders are 0755 and
+// everything is owned by root, whoever owns the host files.
+func (r *initramfs) addTree(dir string) error {
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil || rel == "." {
+			return err
+		}
+		name := filepath.ToSlash(rel)
+		switch {
+		case d.IsDir():
+			r.addDir(name)
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			r.addSymlink(name, target)
+		case d.Type().IsRegular():
+			return r.addHostFile(name, path)
+		default:
+			return fmt.Errorf("%s: not a file, folder or symbolic link", path)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("initramfs: add %s: %w", dir, err)
+	}
 	return nil
 }
 

@@ -14,7 +14,8 @@ type Options struct {
 	// CacheDir holds the kernel between runs; default
 	// $ENTROPY_GATE_CACHE/vmtest, or .cache/vmtest in the module root.
 	CacheDir string
-	// Logf, if set, hears about slow preparation steps (downloads).
+	// Logf, if set, hears about slow preparation steps (downloads, the
+	// first build of BootSystemd's Debian system).
 	Logf func(format string, args ...any)
 }
 
@@ -25,9 +26,13 @@ type Lab struct {
 	cacheDir  string
 	workDir   string
 	guestInit string
+	logf      func(format string, args ...any)
 
 	mu    sync.Mutex
 	built map[string]string // package → binary
+
+	systemMu     sync.Mutex
+	debianSystem *cachedSystem // BootSystemd's, once prepared
 }
 
 // Prepare makes a lab outside tests: it installs the host packages if
@@ -41,7 +46,7 @@ func Prepare(ctx context.Context, opts Options) (*Lab, error) {
 	kernel, cacheDir, err := prepareKernel(ctx, opts)
 	if err == nil {
 		var lab *Lab
-		if lab, err = newLab(ctx, kernel, cacheDir, workDir); err == nil {
+		if lab, err = newLab(ctx, kernel, cacheDir, workDir, opts.Logf); err == nil {
 			return lab, nil
 		}
 	}
@@ -79,7 +84,7 @@ func New(t testing.TB) *Lab {
 	if shared.err != nil {
 		t.Fatal(shared.err)
 	}
-	lab, err := newLab(context.Background(), shared.kernel, shared.cacheDir, t.TempDir())
+	lab, err := newLab(context.Background(), shared.kernel, shared.cacheDir, t.TempDir(), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,12 +114,15 @@ func prepareKernel(ctx context.Context, opts Options) (*cachedKernel, string, er
 	return kernel, cacheDir, nil
 }
 
-func newLab(ctx context.Context, kernel *cachedKernel, cacheDir, workDir string) (*Lab, error) {
+func newLab(ctx context.Context, kernel *cachedKernel, cacheDir, workDir string, logf func(string, ...any)) (*Lab, error) {
 	guestInit, err := Build(ctx, guestInitPackage, workDir)
 	if err != nil {
 		return nil, err
 	}
-	return &Lab{kernel: kernel, cacheDir: cacheDir, workDir: workDir, guestInit: guestInit, built: map[string]string{}}, nil
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	return &Lab{kernel: kernel, cacheDir: cacheDir, workDir: workDir, guestInit: guestInit, logf: logf, built: map[string]string{}}, nil
 }
 
 // Kernel names the Debian kernel a lab boots.

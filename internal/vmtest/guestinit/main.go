@@ -7,6 +7,9 @@
 // Run as any other PID it executes one scenario step given as arguments
 // (for example "/init waitready 10ms") and prints that step's events on
 // standard output, so a scenario can run a step as a background job.
+// With the arguments "--scenario FILE" it runs a whole scenario file that
+// way, from an init event to a done event; a systemd unit in the guest
+// uses this to report what it finds.
 package main
 
 import (
@@ -50,11 +53,17 @@ func (g *guest) runInit() error {
 	if err := mountKernelFilesystems(); err != nil {
 		return err
 	}
-	g.emitInit()
+	g.emitInit(protocol.ScenarioPath)
 	if err := g.loadModules(); err != nil {
 		return err
 	}
-	script, err := os.ReadFile(protocol.ScenarioPath)
+	return g.runScenario(protocol.ScenarioPath)
+}
+
+// runScenario runs the steps of a scenario file. It returns errStopped
+// after a step failed that may not.
+func (g *guest) runScenario(path string) error {
+	script, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read scenario: %w", err)
 	}
@@ -74,11 +83,19 @@ func (g *guest) runInit() error {
 	return nil
 }
 
-// runTool executes one step outside PID 1 and returns the exit code.
+// runTool executes one step, or a scenario file after --scenario,
+// outside PID 1 and returns the exit code.
 func runTool(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: init OPERATION [ARG...]")
+		fmt.Fprintln(stderr, "usage: init OPERATION [ARG...] | init --scenario FILE")
 		return 2
+	}
+	if args[0] == "--scenario" {
+		if len(args) != 2 {
+			fmt.Fprintln(stderr, "usage: init --scenario FILE")
+			return 2
+		}
+		return runScenarioTool(args[1], stdout)
 	}
 	step, err := protocol.NewStep(args[0], args[1:])
 	if err == nil && (step.Op == "start" || step.Op == "wait" || step.Op == "env") {
@@ -92,6 +109,21 @@ func runTool(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	return 0
+}
+
+// runScenarioTool runs a scenario file outside PID 1, framed by an init
+// and a done event like a boot's scenario, and returns the exit code.
+func runScenarioTool(path string, stdout io.Writer) int {
+	g := newGuest(stdout)
+	g.emitInit(path)
+	if err := g.runScenario(path); err != nil {
+		if !errors.Is(err, errStopped) {
+			g.emit(0, protocol.KindError, "msg", err.Error())
+		}
+		return 1
+	}
+	g.emit(0, protocol.KindDone)
 	return 0
 }
 
@@ -117,9 +149,10 @@ func mountKernelFilesystems() error {
 	return nil
 }
 
-// emitInit reports that init runs, with the kernel's uptime: the guest's
-// CLOCK_BOOTTIME, which starts with the kernel.
-func (g *guest) emitInit() {
+// emitInit reports that init, or a scenario run, starts, with the
+// kernel's uptime (the guest's CLOCK_BOOTTIME, which starts with the
+// kernel) and the scenario file it runs.
+func (g *guest) emitInit(scenario string) {
 	var boot unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &boot)
 	var uts unix.Utsname
@@ -128,7 +161,8 @@ func (g *guest) emitInit() {
 	g.emit(0, protocol.KindInit,
 		"boottime", fmt.Sprint(boot.Nano()),
 		"kernel", unix.ByteSliceToString(uts.Release[:]),
-		"cmdline", strings.TrimSpace(string(cmdline)))
+		"cmdline", strings.TrimSpace(string(cmdline)),
+		"scenario", scenario)
 }
 
 // loadModules loads the modules in protocol.ModulesDir in name order.

@@ -122,6 +122,12 @@ func (g *guest) do(s protocol.Step) error {
 		return mount(s.Args)
 	case "env":
 		g.setEnv(s.Args[0])
+	case "exec":
+		// Replaces this program, as PID 1 too: it hands the machine on,
+		// e.g. to systemd, once the modules are loaded.
+		if err := unix.Exec(s.Args[0], s.Args, g.env); err != nil {
+			return fmt.Errorf("exec %s: %w", s.Args[0], err)
+		}
 	default:
 		return fmt.Errorf("operation %q is not implemented", s.Op)
 	}

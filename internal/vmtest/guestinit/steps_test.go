@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -114,6 +115,7 @@ func TestRunToolRejects(t *testing.T) {
 		{name: "unknown operation", args: []string{"reboot"}},
 		{name: "start needs a scenario", args: []string{"start", "job", "/bin/true"}},
 		{name: "env needs a scenario", args: []string{"env", "A=B"}},
+		{name: "--scenario needs one file", args: []string{"--scenario"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,5 +135,64 @@ func TestRunToolProbe(t *testing.T) {
 	events, _ := protocol.Scan(stdout.String())
 	if len(events) != 1 || events[0].Kind != protocol.KindProbe || events[0].Step != 0 {
 		t.Errorf("events = %v, want one probe event of step 0", events)
+	}
+}
+
+func TestRunScenarioTool(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name     string
+		script   string
+		wantCode int
+		want     []string // kind and, for errors, message of each event after init
+	}{
+		{
+			name:     "every step runs, then done",
+			script:   "write " + filepath.Join(dir, "f") + " hi\ncat " + filepath.Join(dir, "f"),
+			wantCode: 0,
+			want:     []string{"step", "step", "cat", "done"},
+		},
+		{
+			name:     "a failing exec stops the scenario",
+			script:   "probe\nexec /nonexistent/init",
+			wantCode: 1,
+			want:     []string{"step", "probe", "step", "error exec /nonexistent/init: no such file or directory"},
+		},
+		{
+			name:     "a scenario that does not parse",
+			script:   "reboot",
+			wantCode: 1,
+			want:     []string{`error line 1: invalid scenario: unknown operation "reboot"`},
+		},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, fmt.Sprint("scenario", i))
+			if err := os.WriteFile(path, []byte(tt.script), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var stdout bytes.Buffer
+			if code := runScenarioTool(path, &stdout); code != tt.wantCode {
+				t.Errorf("exit code %d, want %d", code, tt.wantCode)
+			}
+			events, malformed := protocol.Scan(stdout.String())
+			if len(malformed) > 0 || len(events) == 0 {
+				t.Fatalf("events %v, malformed %q", events, malformed)
+			}
+			if init := events[0]; init.Kind != protocol.KindInit || init.Get("scenario") != path {
+				t.Errorf("first event %v, want init with scenario=%s", init, path)
+			}
+			var got []string
+			for _, e := range events[1:] {
+				if e.Kind == protocol.KindError {
+					got = append(got, "error "+e.Get("msg"))
+				} else {
+					got = append(got, e.Kind)
+				}
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("events after init:\n got %q\nwant %q", got, tt.want)
+			}
+		})
 	}
 }

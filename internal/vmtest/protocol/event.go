@@ -15,7 +15,7 @@ const Prefix = "EGLAB "
 
 // Event kinds the guest emits.
 const (
-	KindInit   = "init"   // init started: boottime (kernel uptime, ns), kernel, cmdline
+	KindInit   = "init"   // init or a scenario run started: boottime (kernel uptime, ns), kernel, cmdline, scenario (its file)
 	KindModule = "module" // a kernel module was loaded: name
 	KindStep   = "step"   // a step begins: text
 	KindStdout = "stdout" // a line of a command's standard output: line [, name]

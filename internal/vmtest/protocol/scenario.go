@@ -65,6 +65,7 @@ var ops = map[string]opSpec{
 	"pwrite":    {min: 3, max: 3, usage: "pwrite PATH OFFSET TEXT", check: checkOffsets(1)},
 	"mount":     {min: 3, max: 4, usage: "mount SOURCE TARGET FSTYPE [OPTIONS]"},
 	"env":       {min: 1, max: 1, usage: "env KEY=VALUE", check: checkAssignment},
+	"exec":      {min: 1, max: -1, usage: "exec PATH [ARG...]", check: checkAbsolute},
 }
 
 // NewStep checks one operation and its arguments. Index and Line are left
@@ -121,6 +122,9 @@ func Parse(script string) ([]Step, error) {
 			if !started[step.Args[0]] {
 				return nil, fmt.Errorf("%w: line %d: wait for %q, which no earlier step starts", ErrScenario, lineNo, step.Args[0])
 			}
+		}
+		if n := len(steps); n > 0 && steps[n-1].Op == "exec" {
+			return nil, fmt.Errorf("%w: line %d: no step can follow exec, which replaces init", ErrScenario, lineNo)
 		}
 		steps = append(steps, step)
 	}
@@ -259,6 +263,15 @@ func checkOffsets(positions ...int) func([]string) error {
 		}
 		return nil
 	}
+}
+
+// checkAbsolute checks that the program to exec is an absolute path:
+// init has no PATH to search.
+func checkAbsolute(args []string) error {
+	if !strings.HasPrefix(args[0], "/") {
+		return fmt.Errorf("%q is not an absolute path", args[0])
+	}
+	return nil
 }
 
 func checkAssignment(args []string) error {

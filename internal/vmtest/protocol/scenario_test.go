@@ -18,6 +18,7 @@ run /bin/sh -c 'echo "a b"; exit 3'
 write /run/x "line one\nline two\ttab \"q\" \\"
 -pwrite /dev/vda 17408 it\ works
 env LANG=C
+exec /sbin/init --log-level=debug
 `
 	want := []Step{
 		{Index: 1, Line: 3, Op: "probe"},
@@ -29,6 +30,7 @@ env LANG=C
 		{Index: 7, Line: 9, Op: "write", Args: []string{"/run/x", "line one\nline two\ttab \"q\" \\"}},
 		{Index: 8, Line: 10, Op: "pwrite", Args: []string{"/dev/vda", "17408", "it works"}, MayFail: true},
 		{Index: 9, Line: 11, Op: "env", Args: []string{"LANG=C"}},
+		{Index: 10, Line: 12, Op: "exec", Args: []string{"/sbin/init", "--log-level=debug"}},
 	}
 	got, err := Parse(script)
 	if err != nil {
@@ -68,6 +70,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "trailing backslash", script: `run /bin/echo x\`},
 		{name: "wait before start", script: "wait gate\nstart gate /bin/true"},
 		{name: "job started twice", script: "start a /bin/true\nstart a /bin/true"},
+		{name: "exec of a relative path", script: "exec init"},
+		{name: "a step after exec", script: "exec /sbin/init\nprobe"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
