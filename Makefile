@@ -17,7 +17,11 @@ FUZZTIME ?= 5s
 FUZZ_LONG ?= 2m
 TEST_TIMEOUT ?= 40m
 
-BINARIES := bin/entropy-gate bin/entropy-notify
+# Where binaries and compiled translations are built; tests that install
+# at the same time give each its own.
+OUT ?= bin
+LOCALEOUT ?= build/locale
+BINARIES := $(OUT)/entropy-gate $(OUT)/entropy-notify
 
 # The main job: boot the real kernel in QEMU and show how the gate waits.
 .PHONY: demo
@@ -30,7 +34,7 @@ all: build
 
 build: $(BINARIES)
 
-bin/%: FORCE
+$(OUT)/%: FORCE
 	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/$*
 
 FORCE:
@@ -65,9 +69,9 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # The host's own kernel: status, then a wait that returns at once here.
-run: bin/entropy-gate
-	bin/entropy-gate status
-	bin/entropy-gate wait --timeout 10s
+run: $(OUT)/entropy-gate
+	$(OUT)/entropy-gate status
+	$(OUT)/entropy-gate wait --timeout 10s
 	@echo "entropy-gate wait: ready"
 
 # Translations: po/entropy-gate.pot from the sources (strings marked with
@@ -90,8 +94,8 @@ po: pot
 	for l in $(LINGUAS); do msgmerge --quiet --update --backup=none --no-fuzzy-matching po/$$l.po po/entropy-gate.pot; done
 
 mo:
-	for l in $(LINGUAS); do mkdir -p build/locale/$$l/LC_MESSAGES && \
-		msgfmt --check -o build/locale/$$l/LC_MESSAGES/entropy-gate.mo po/$$l.po; done
+	for l in $(LINGUAS); do mkdir -p $(LOCALEOUT)/$$l/LC_MESSAGES && \
+		msgfmt --check -o $(LOCALEOUT)/$$l/LC_MESSAGES/entropy-gate.mo po/$$l.po; done
 
 # CI: the template is current and every translation compiles.
 check-po:
@@ -101,8 +105,8 @@ check-po:
 	for l in $(LINGUAS); do msgfmt --check --statistics -o /dev/null po/$$l.po; done
 
 install: build mo
-	install -D -m 0755 bin/entropy-gate $(DESTDIR)$(SBINDIR)/entropy-gate
-	install -D -m 0755 bin/entropy-notify $(DESTDIR)$(BINDIR)/entropy-notify
+	install -D -m 0755 $(OUT)/entropy-gate $(DESTDIR)$(SBINDIR)/entropy-gate
+	install -D -m 0755 $(OUT)/entropy-notify $(DESTDIR)$(BINDIR)/entropy-notify
 	install -D -m 0644 units/user/entropy-notify.service $(DESTDIR)$(PREFIX)/lib/systemd/user/entropy-notify.service
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/user/graphical-session.target.wants
 	ln -sf ../entropy-notify.service $(DESTDIR)$(PREFIX)/lib/systemd/user/graphical-session.target.wants/entropy-notify.service
@@ -117,7 +121,7 @@ install: build mo
 	install -D -m 0644 units/dbus/org.boum.tails.EntropyGate1.conf $(DESTDIR)$(PREFIX)/share/dbus-1/system.d/org.boum.tails.EntropyGate1.conf
 	install -D -m 0644 units/dbus/org.boum.tails.EntropyGate1.service $(DESTDIR)$(PREFIX)/share/dbus-1/system-services/org.boum.tails.EntropyGate1.service
 	install -D -m 0644 units/dbus/org.boum.tails.EntropyGate1.xml $(DESTDIR)$(PREFIX)/share/dbus-1/interfaces/org.boum.tails.EntropyGate1.xml
-	for l in $(LINGUAS); do install -D -m 0644 build/locale/$$l/LC_MESSAGES/entropy-gate.mo \
+	for l in $(LINGUAS); do install -D -m 0644 $(LOCALEOUT)/$$l/LC_MESSAGES/entropy-gate.mo \
 		$(DESTDIR)$(PREFIX)/share/locale/$$l/LC_MESSAGES/entropy-gate.mo; done
 
 clean:

@@ -18,7 +18,8 @@ func installTree(t *testing.T) string {
 		t.Skip("make not installed")
 	}
 	root := t.TempDir()
-	cmd := exec.Command("make", "-s", "-C", "..", "install", "DESTDIR="+root, "PREFIX=/usr")
+	build := t.TempDir()
+	cmd := exec.Command("make", "-s", "-C", "..", "install", "DESTDIR="+root, "PREFIX=/usr", "OUT="+build+"/bin", "LOCALEOUT="+build+"/locale")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make install: %v\n%s", err, out)
 	}

@@ -99,7 +99,8 @@ func makeInstall(t *testing.T) string {
 		}
 	}
 	root := t.TempDir()
-	out, err := exec.Command("make", "-s", "-C", "../..", "install", "DESTDIR="+root, "PREFIX=/usr").CombinedOutput()
+	build := t.TempDir()
+	out, err := exec.Command("make", "-s", "-C", "../..", "install", "DESTDIR="+root, "PREFIX=/usr", "OUT="+build+"/bin", "LOCALEOUT="+build+"/locale").CombinedOutput()
 	if err != nil {
 		t.Fatalf("make install: %v\n%s", err, out)
 	}
