@@ -28,7 +28,7 @@ BINARIES := $(OUT)/entropy-gate $(OUT)/entropy-notify
 demo:
 	$(GO) run ./internal/demo
 
-.PHONY: all build test unit lint fuzz fuzz-short bench run install clean deps pot po mo check-po
+.PHONY: all build test unit lint fuzz fuzz-short bench run install clean deps pot po mo check-po survey
 
 all: build
 
@@ -64,6 +64,11 @@ fuzz-short:
 
 fuzz:
 	$(MAKE) fuzz-short FUZZTIME=$(FUZZ_LONG)
+
+# Boot-entropy data (minutes; not part of `make test`): boot the QEMU guest in
+# each configuration and print the table for docs/boot-entropy.md.
+survey:
+	$(GO) run ./internal/survey $(SURVEY_FLAGS)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
