@@ -137,9 +137,15 @@ func Diagnose(f Facts, tr *i18n.Translator) []Finding {
 	for _, d := range f.Daemons {
 		switch d {
 		case "haveged":
-			if f.Semantics == "modern" {
+			switch {
+			case f.Semantics == "modern" && !f.CRNGInitialized:
+				// Measured (docs/boot-entropy.md): it credits whole bytes
+				// of what is missing, stalls at 255 of 256 bits and spins.
+				add("haveged-stalls", Advice, tr.G("haveged runs, but on this kernel it cannot finish initializing the random number generator by itself, and keeps the CPU busy meanwhile."),
+					tr.G("Use the gate's active wait (Mode=active) or jitterentropy-rngd instead."))
+			case f.Semantics == "modern":
 				add("haveged-redundant", Info, tr.G("haveged runs; on this kernel it adds little: the kernel gathers jitter entropy itself."), "")
-			} else {
+			default:
 				add("haveged", Info, tr.G("haveged runs and credits timing jitter to the pool."), "")
 			}
 		case "rngd":
