@@ -65,6 +65,9 @@ type Env struct {
 	ReadJournal func(ctx context.Context) ([]history.Record, int, error)
 	// SeedResults is where `seed load` leaves its results for the gate.
 	SeedResults string
+	// SeedLock serialises seed operations across processes; "" takes
+	// no lock.
+	SeedLock string
 	// Locator finds the boot disk for a sector seed with Device=auto.
 	Locator seeding.Locator
 }
@@ -96,6 +99,7 @@ func System(stdout, stderr *os.File) Env {
 	env.Doctor = doctor.SystemSources(env.Pool)
 	env.HistoryPath = history.DefaultPath
 	env.SeedResults = seeding.DefaultResultsPath
+	env.SeedLock = seeding.DefaultLockPath
 	env.Locator = seeders.SysRoots{}
 	env.ReadJournal = history.ReadJournal
 	return env

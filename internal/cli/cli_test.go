@@ -47,6 +47,7 @@ func newTestEnv(t *testing.T) *testEnv {
 		Pool:      te.fake,
 		Sources:   config.Sources{File: filepath.Join(dir, "entropy-gate.conf"), DropInDir: filepath.Join(dir, "entropy-gate.conf.d")},
 		StatePath: filepath.Join(dir, "run", "state.json"),
+		SeedLock:  filepath.Join(dir, "run", "seed.lock"),
 	}
 	return te
 }
@@ -602,5 +603,33 @@ func TestSeedLoadAddsBackendsTheInitramfsCouldNotReach(t *testing.T) {
 	got, err := seeding.ReadResults(te.SeedResults)
 	if err != nil || len(got) != 2 || got[0] != initramfs[0] || got[1].Backend != "file:"+seed || !got[1].Refreshed {
 		t.Errorf("results = %+v, %v; want the initramfs's, then the file seed's", got, err)
+	}
+}
+
+func TestSeedLoadWaitsForTheSeedLock(t *testing.T) {
+	te := newTestEnv(t)
+	seed := te.withFileSeed(t)
+	// Another process holds the seeds (say, the initramfs script).
+	unlock, err := seeding.Lock(context.Background(), te.SeedLock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 1)
+	go func() { done <- te.run("seed", "load") }()
+	time.Sleep(100 * time.Millisecond)
+	if _, err := os.Stat(seed); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("seed load used the seeds while another process held them")
+	}
+	unlock()
+	select {
+	case code := <-done:
+		if code != ExitOK {
+			t.Errorf("exit %d", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("seed load did not go on once the lock was free")
+	}
+	if _, err := os.Stat(seed); err != nil {
+		t.Errorf("seed not written after the lock was released: %v", err)
 	}
 }

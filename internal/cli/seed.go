@@ -72,6 +72,15 @@ func logSeeds(logger *log.Logger, seeds []gatestate.Seed) {
 // initramfs could not reach (a seed on the persistent volume) is loaded
 // when the system can.
 func loadSeeds(ctx context.Context, env Env, backends []seeding.Backend, failed []gatestate.Seed, logger *log.Logger) []gatestate.Seed {
+	ctx, cancel := context.WithTimeout(ctx, seedTimeout)
+	defer cancel()
+	unlock, err := lockSeeds(ctx, env)
+	if err != nil {
+		logger.Printf("seeds not loaded: %v", err)
+		prior, _ := seeding.ReadResults(env.SeedResults)
+		return prior
+	}
+	defer unlock()
 	prior, _ := seeding.ReadResults(env.SeedResults) // none yet, or unreadable: load all
 	loaded := map[string]bool{}
 	for _, s := range prior {
@@ -83,8 +92,6 @@ func loadSeeds(ctx context.Context, env Env, backends []seeding.Backend, failed 
 			todo = append(todo, b)
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, seedTimeout)
-	defer cancel()
 	results := append(failed, seeding.Run(ctx, todo, seeding.Kernel{Pool: env.Pool}, gatestate.SeedLoad)...)
 	logSeeds(logger, results)
 	if len(todo) < len(backends) {
@@ -96,6 +103,31 @@ func loadSeeds(ctx context.Context, env Env, backends []seeding.Backend, failed 
 			logger.Printf("warning: %v", err)
 		}
 	}
+	return results
+}
+
+// lockSeeds takes the seed lock, if there is one: the results of this
+// boot are read and the seeds used under it, so two processes never both
+// load (and credit) the same seed.
+func lockSeeds(ctx context.Context, env Env) (func(), error) {
+	if env.SeedLock == "" {
+		return func() {}, nil
+	}
+	return seeding.Lock(ctx, env.SeedLock)
+}
+
+// refreshSeeds writes new seeds to every backend, under the seed lock.
+func refreshSeeds(ctx context.Context, env Env, backends []seeding.Backend, action string, logger *log.Logger) []gatestate.Seed {
+	ctx, cancel := context.WithTimeout(ctx, seedTimeout)
+	defer cancel()
+	unlock, err := lockSeeds(ctx, env)
+	if err != nil {
+		logger.Printf("seeds not written: %v", err)
+		return nil
+	}
+	defer unlock()
+	results := seeding.Run(ctx, backends, seeding.Kernel{Pool: env.Pool}, action)
+	logSeeds(logger, results)
 	return results
 }
 
@@ -131,10 +163,8 @@ func runSeedSave(ctx context.Context, env Env, args []string) int {
 	}
 	logger := newLogger(env.Stderr)
 	_, backends, failed := seedSetup(env, *file, logger)
-	ctx, cancel := context.WithTimeout(ctx, seedTimeout)
-	defer cancel()
-	results := append(failed, seeding.Run(ctx, backends, seeding.Kernel{Pool: env.Pool}, gatestate.SeedSave)...)
-	logSeeds(logger, results)
+	logSeeds(logger, failed)
+	refreshSeeds(ctx, env, backends, gatestate.SeedSave, logger)
 	return ExitOK
 }
 

@@ -62,11 +62,7 @@ func runService(ctx context.Context, env Env, args []string) int {
 	if p.CRNGInitialized && len(backends) > 0 {
 		// Dependents are starting; now that the CRNG is initialized,
 		// replace the seeds written at boot with creditable ones.
-		refreshCtx, cancel := context.WithTimeout(ctx, seedTimeout)
-		refreshed := seeding.Run(refreshCtx, backends, seeding.Kernel{Pool: env.Pool}, gatestate.SeedRefresh)
-		cancel()
-		logSeeds(logger, refreshed)
-		p.Seeds = append(p.Seeds, refreshed...)
+		p.Seeds = append(p.Seeds, refreshSeeds(ctx, env, backends, gatestate.SeedRefresh, logger)...)
 		state.Update(p)
 	}
 	boot.save(p, logger)
