@@ -24,10 +24,7 @@ type bootRecorder struct {
 }
 
 func newBootRecorder(env Env, c config.Config) *bootRecorder {
-	src := env.Doctor
-	// Only the sources' presence matters here: no kernel log, no state.
-	src.Pool, src.StatePath, src.Kmsg = env.Pool, "", ""
-	facts := doctor.Gather(src)
+	facts := doctor.GatherSources(env.Doctor)
 	b := &bootRecorder{
 		path: env.HistoryPath,
 		sources: history.Sources{

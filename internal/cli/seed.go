@@ -223,7 +223,7 @@ func inspect(b seeding.Backend) backendStatus {
 		return s
 	}
 	s.Content = loaded.Content.String()
-	s.Creditable = loaded.Content == seeders.ContentRecord && loaded.Record.Creditable && !loaded.ReadOnly && loaded.NoCredit == ""
+	s.Creditable = loaded.WhyNoCredit() == ""
 	s.ReadOnly, s.NoCredit = loaded.ReadOnly, loaded.NoCredit
 	return s
 }

@@ -85,13 +85,31 @@ func readInt(path string) int {
 
 // Gather reads every fact it can; nothing it cannot read is an error.
 func Gather(src Sources) Facts {
-	f := Facts{CRNGInitMS: -1, PoolSize: -1, EntropyAvail: -1}
+	f, flags := gatherSources(src)
+	f.CRNGInitMS = crngInitTime(src.Kmsg)
 	st, _ := src.Pool.State() // unreadable counters are -1, as wanted
 	f.Semantics, f.PoolSize, f.EntropyAvail = st.Semantics.String(), st.PoolSize, st.EntropyAvail
 	r, _ := src.Pool.Ready()
 	f.CRNGInitialized = r == pool.Ready
-	f.CRNGInitMS = crngInitTime(src.Kmsg)
+	f.Hypervisor = hypervisor(src.Sys, flags["hypervisor"])
+	f.VMGenID = hasVMGenID(src.Sys)
+	f.Daemons = entropyDaemons(src.Proc)
+	if st, err := gatestate.Read(src.StatePath); err == nil {
+		f.Gate = &st
+	}
+	return f
+}
 
+// GatherSources reads only which sources may credit the pool: the
+// command line's trust settings, the CPU's RNG and the hardware RNG. It is
+// what the gate needs at boot, without the rest of Gather's reading.
+func GatherSources(src Sources) Facts {
+	f, _ := gatherSources(src)
+	return f
+}
+
+func gatherSources(src Sources) (Facts, map[string]bool) {
+	f := Facts{CRNGInitMS: -1, PoolSize: -1, EntropyAvail: -1}
 	for _, word := range strings.Fields(readTrimmed(filepath.Join(src.Proc, "cmdline"))) {
 		if v, ok := strings.CutPrefix(word, "random.trust_cpu="); ok {
 			f.TrustCPU = v
@@ -103,13 +121,7 @@ func Gather(src Sources) Facts {
 	flags := cpuFlags(filepath.Join(src.Proc, "cpuinfo"))
 	f.RDRAND, f.RDSEED = flags["rdrand"], flags["rdseed"]
 	f.HWRNG = ReadHWRNG(src)
-	f.Hypervisor = hypervisor(src.Sys, flags["hypervisor"])
-	f.VMGenID = hasVMGenID(src.Sys)
-	f.Daemons = entropyDaemons(src.Proc)
-	if st, err := gatestate.Read(src.StatePath); err == nil {
-		f.Gate = &st
-	}
-	return f
+	return f, flags
 }
 
 // cpuFlags returns the first CPU's flags from /proc/cpuinfo.

@@ -147,6 +147,10 @@ func (s Seeder) refresh(res *Result, loaded Loaded) (Record, error) {
 	return next, nil
 }
 
+// WhyNoCredit says why what a backend holds could not be credited at the
+// next load even if its replacement were written, or "" if it could.
+func (l Loaded) WhyNoCredit() string { return whyNoCredit(l, nil) }
+
 // whyNoCredit returns why the loaded seed must not be credited, or "" if it
 // may. The replacement must be on the medium first: otherwise the same seed
 // could be credited again at the next boot.
