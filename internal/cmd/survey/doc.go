@@ -10,5 +10,5 @@
 // test`. It installs what it needs (as root) and caches the kernel and
 // the daemons' Debian packages.
 //
-//	go run ./internal/survey [-boots 3] [-timeout 60s] [-only virtio-rng,haveged] [-v]
+//	go run ./internal/cmd/survey [-boots 3] [-timeout 60s] [-only virtio-rng,haveged] [-v]
 package main
