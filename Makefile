@@ -25,7 +25,7 @@ BINARIES := $(OUT)/entropy-gate $(OUT)/entropy-notify
 
 # The main job: boot the real kernel in QEMU and show how the gate waits.
 .PHONY: demo
-demo:
+demo: deps
 	$(GO) run ./internal/cmd/demo
 
 .PHONY: all build test unit lint fuzz fuzz-short bench run install clean deps pot po mo check-po survey
@@ -67,7 +67,7 @@ fuzz:
 
 # Boot-entropy data (minutes; not part of `make test`): boot the QEMU guest in
 # each configuration and print the table for docs/boot-entropy.md.
-survey:
+survey: deps
 	$(GO) run ./internal/cmd/survey $(SURVEY_FLAGS)
 
 bench:

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders/internal/gptimage"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/testenv"
 )
 
 // extractTree unpacks a fixture archive (testdata/sysroot.txtar explains
@@ -175,11 +176,7 @@ func needCommands(t testing.TB, cmds ...string) {
 	if os.Geteuid() != 0 {
 		t.Skip("loop devices and mounts: needs root")
 	}
-	for _, c := range cmds {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Skipf("%s not installed: needs util-linux, e2fsprogs and dosfstools", c)
-		}
-	}
+	testenv.NeedCommands(t, cmds...)
 }
 
 // TestFindBootDiskOnLoopDevice runs discovery against the real kernel: a
