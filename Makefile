@@ -66,9 +66,22 @@ unit:
 	mkdir -p build/artifacts
 	ENTROPY_GATE_ARTIFACTS=$(CURDIR)/build/artifacts $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-lint:
+# The linters, built from internal/tools/go.mod's pinned versions (Go
+# module proxy) into .cache/tools.
+TOOLS := $(CURDIR)/.cache/tools
+LINTERS := $(TOOLS)/staticcheck $(TOOLS)/go-errorlint
+
+lint: $(LINTERS)
 	@out=$$(gofmt -l cmd internal); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(TOOLS)/staticcheck ./...
+	$(TOOLS)/go-errorlint ./...
+
+$(TOOLS)/staticcheck: internal/tools/go.mod internal/tools/go.sum
+	$(GO) -C internal/tools build -o $@ honnef.co/go/tools/cmd/staticcheck
+
+$(TOOLS)/go-errorlint: internal/tools/go.mod internal/tools/go.sum
+	$(GO) -C internal/tools build -o $@ github.com/polyfloyd/go-errorlint
 
 # Every Fuzz function of every package, FUZZTIME each.
 fuzz-short:

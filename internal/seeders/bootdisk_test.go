@@ -35,8 +35,11 @@ func extractTree(t testing.TB, archive string) string {
 		file = nil
 	}
 	for _, line := range strings.SplitAfter(string(text), "\n") {
-		header, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "-- ")
-		if header, ok = strings.CutSuffix(header, " --"); !ok {
+		header, isHeader := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "-- ")
+		if isHeader {
+			header, isHeader = strings.CutSuffix(header, " --")
+		}
+		if !isHeader {
 			if file != nil {
 				file.WriteString(line)
 			}
@@ -102,7 +105,7 @@ func TestFindBootDisk(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := roots.FindBootDisk(tt.mountPoint)
 			switch {
-			case tt.wantErr == errAny:
+			case errors.Is(tt.wantErr, errAny):
 				if err == nil || errors.Is(err, ErrNotPartition) || errors.Is(err, ErrNoBootMedium) {
 					t.Fatalf("FindBootDisk = %+v, %v; want an error other than the sentinels", got, err)
 				}
