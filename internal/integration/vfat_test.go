@@ -28,9 +28,9 @@ const labFATDisks = 6
 // TestLabVfat runs internal/seeders' TestVfat tests and
 // BenchmarkVfatFATStore in the QEMU lab, on Debian's kernel with virtio
 // disks and vfat, which the host's kernel may lack. That package's test
-// binary, built static, is the guest's program; the disks are formatted on the host, as the guest has
-// no mkfs.vfat: /dev/vda is a Tails-like stick (GPT, FAT partition 1),
-// /dev/vdb… are FAT file systems of 2 MiB.
+// binary, built static, is the guest's program; the disks are formatted
+// on the host, as the guest has no mkfs.vfat: /dev/vda is a Tails-like
+// stick (GPT, FAT partition 1), /dev/vdb… are FAT file systems of 2 MiB.
 func TestLabVfat(t *testing.T) {
 	lab := vmtest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

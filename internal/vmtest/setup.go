@@ -19,7 +19,8 @@ import (
 )
 
 // ErrUnavailable is wrapped by the errors of a lab that cannot run on this
-// machine as it is (a package is missing, no kernel can be had). Tests skip on it; everything else is a failure.
+// machine as it is (a package is missing, no kernel can be had). Tests
+// skip on it; everything else is a failure.
 var ErrUnavailable = errors.New("vm lab unavailable")
 
 // CacheEnv names the environment variable that moves the project's cache
