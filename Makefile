@@ -7,11 +7,24 @@ SBINDIR ?= $(PREFIX)/sbin
 BINDIR ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
-VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The version: `git describe` of a v* tag in a clone of this repository,
+# else the VERSION file (a release tarball has no .git; `make VERSION=…`
+# overrides both).
+VERSION := $(shell { test -e .git && git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null; } || cat VERSION)
 # Static binaries, so the same file runs in an initramfs.
 export CGO_ENABLED := 0
-LDFLAGS := -s -w -X gitlab.tails.boum.org/tails/entropy-gate/internal/cli.Version=$(VERSION)
-GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
+# STRIP=1 drops the symbol table and debug information (-s -w); a
+# distribution turns it off (STRIP=0) to keep them for a debug package.
+STRIP ?= 1
+# LDFLAGS and GOFLAGS are the packager's, for Go's linker and the go
+# command; the version is stamped whatever they say. LDFLAGS is not taken
+# from the environment, where dpkg-buildflags puts the C linker's flags.
+ifeq ($(origin LDFLAGS),environment)
+LDFLAGS :=
+endif
+GO_LDFLAGS := -X gitlab.tails.boum.org/tails/entropy-gate/internal/buildinfo.version=$(VERSION) \
+	$(if $(filter 1,$(STRIP)),-s -w) $(LDFLAGS)
+GOFLAGS_BUILD := -trimpath -ldflags '$(GO_LDFLAGS)'
 # How long each fuzz target runs in `make test`; `make fuzz` runs longer.
 FUZZTIME ?= 5s
 FUZZ_LONG ?= 2m
@@ -25,10 +38,10 @@ BINARIES := $(OUT)/entropy-gate $(OUT)/entropy-notify
 
 # The main job: boot the real kernel in QEMU and show how the gate waits.
 .PHONY: demo
-demo:
-	$(GO) run ./internal/demo
+demo: deps
+	$(GO) run ./internal/cmd/demo
 
-.PHONY: all build test unit lint fuzz fuzz-short bench run install clean deps pot po mo check-po survey
+.PHONY: all build test unit lint fuzz fuzz-short bench run install clean deps pot po mo check-po survey version
 
 all: build
 
@@ -38,6 +51,10 @@ $(OUT)/%: FORCE
 	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/$*
 
 FORCE:
+
+# The version `make build` stamps.
+version:
+	@echo $(VERSION)
 
 # Everything CI runs: packages, lint, every test, a short run of every fuzz target.
 test: deps lint check-po unit fuzz-short
@@ -49,9 +66,22 @@ unit:
 	mkdir -p build/artifacts
 	ENTROPY_GATE_ARTIFACTS=$(CURDIR)/build/artifacts $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-lint:
+# The linters, built from internal/tools/go.mod's pinned versions (Go
+# module proxy) into .cache/tools.
+TOOLS := $(CURDIR)/.cache/tools
+LINTERS := $(TOOLS)/staticcheck $(TOOLS)/go-errorlint
+
+lint: $(LINTERS)
 	@out=$$(gofmt -l cmd internal); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(TOOLS)/staticcheck ./...
+	$(TOOLS)/go-errorlint ./...
+
+$(TOOLS)/staticcheck: internal/tools/go.mod internal/tools/go.sum
+	$(GO) -C internal/tools build -o $@ honnef.co/go/tools/cmd/staticcheck
+
+$(TOOLS)/go-errorlint: internal/tools/go.mod internal/tools/go.sum
+	$(GO) -C internal/tools build -o $@ github.com/polyfloyd/go-errorlint
 
 # Every Fuzz function of every package, FUZZTIME each.
 fuzz-short:
@@ -67,8 +97,8 @@ fuzz:
 
 # Boot-entropy data (minutes; not part of `make test`): boot the QEMU guest in
 # each configuration and print the table for docs/boot-entropy.md.
-survey:
-	$(GO) run ./internal/survey $(SURVEY_FLAGS)
+survey: deps
+	$(GO) run ./internal/cmd/survey $(SURVEY_FLAGS)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

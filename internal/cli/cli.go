@@ -13,6 +13,7 @@ import (
 	"github.com/coreos/go-systemd/v22/journal"
 	"golang.org/x/sys/unix"
 
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/buildinfo"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/doctor"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
@@ -30,9 +31,6 @@ const (
 	ExitNotReady = 1
 	ExitUsage    = 2
 )
-
-// Version is set at build time.
-var Version = "dev"
 
 // Env is what the command runs against: the real system by default,
 // fixtures and fakes in tests.
@@ -148,6 +146,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 	case "-h", "-help", "--help", "help":
 		usage(env.Stdout, env.tr())
 		return ExitOK
+	case "--version":
+		return runVersion(ctx, env, args[1:])
 	}
 	for _, c := range commands(env.tr()) {
 		if c.name == args[0] {
@@ -231,7 +231,7 @@ func runVersion(_ context.Context, env Env, args []string) int {
 	if err := parseFlags(env, fs, "version", env.tr().G("Print the version."), args); err != nil {
 		return exitFor(err)
 	}
-	fmt.Fprintf(env.Stdout, "entropy-gate %s\n", Version)
+	fmt.Fprintf(env.Stdout, "entropy-gate %s\n", buildinfo.Version())
 	return ExitOK
 }
 

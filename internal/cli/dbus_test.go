@@ -13,6 +13,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/dbusapi"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/testenv"
 )
 
 func TestDBusUsage(t *testing.T) {
@@ -56,9 +57,7 @@ func TestDBusWithoutBus(t *testing.T) {
 // the test own any name, and returns its address.
 func startSessionBus(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("dbus-daemon"); err != nil {
-		t.Skip("dbus-daemon not installed (Debian package dbus-daemon)")
-	}
+	testenv.NeedCommands(t, "dbus-daemon")
 	cmd := exec.Command("dbus-daemon", "--session", "--nofork", "--print-address=1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

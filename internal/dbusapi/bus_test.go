@@ -22,6 +22,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/testenv"
 )
 
 // These tests run a real dbus-daemon as a private system bus with our
@@ -65,9 +66,7 @@ func needBus(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: runs clients as another user")
 	}
-	if _, err := exec.LookPath("dbus-daemon"); err != nil {
-		t.Skip("dbus-daemon not installed (Debian package dbus-daemon)")
-	}
+	testenv.NeedCommands(t, "dbus-daemon")
 }
 
 // busConfig is a system bus like Debian's, listening in a test directory,
@@ -439,7 +438,7 @@ func python(t *testing.T) string {
 			return p
 		}
 	}
-	t.Skip("no python3 with Gio (Debian packages python3-gi gir1.2-glib-2.0)")
+	t.Skipf("no python3 with Gio (Debian packages python3-gi gir1.2-glib-2.0): run `%s`", testenv.InstallCommand)
 	return ""
 }
 

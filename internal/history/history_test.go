@@ -3,6 +3,7 @@ package history
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -127,7 +128,7 @@ func countMarks(t *testing.T, svg []byte) int {
 	marks := 0
 	for {
 		tok, err := dec.Token()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return marks
 		}
 		if err != nil {

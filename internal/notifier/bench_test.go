@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/testenv"
 )
 
 // pollLoop is what the notifier replaces: a loop that reads entropy_avail
@@ -91,7 +92,7 @@ func statusField(b *testing.B, path, name string) int64 {
 // wake-ups and an RSS under 15 MB.
 func BenchmarkIdle(b *testing.B) {
 	needReadyHost(b)
-	needCommands(b, "dbus-daemon")
+	testenv.NeedCommands(b, "dbus-daemon")
 	state := stateFile(b, gatestate.Open, gatestate.Ready)
 	for _, bb := range []struct {
 		name string

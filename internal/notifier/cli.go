@@ -14,6 +14,7 @@ import (
 	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/buildinfo"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
@@ -38,6 +39,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	// TRANSLATORS: keep `FILE` in backquotes: it names the argument.
 	statePath := fs.String("state-file", gatestate.DefaultPath, tr.G("the gate's state `FILE`"))
 	verbose := fs.Bool("verbose", false, tr.G("log every event and decision"))
+	version := fs.Bool("version", false, tr.G("print the version"))
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintf(stdout, "%s\n\n%s\n\n%s\n", tr.G("Usage: entropy-notify [OPTIONS]"),
@@ -52,6 +54,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "entropy-notify: %v (%s)\n", err, tr.G("see --help"))
 		return ExitFail
+	}
+	if *version {
+		fmt.Fprintf(stdout, "entropy-notify %s\n", buildinfo.Version())
+		return ExitOK
 	}
 
 	logger := log.New(stderr, "entropy-notify: ", 0)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/testenv"
 )
 
 // The notifier's data files, as shipped from the source tree.
@@ -19,7 +21,7 @@ const (
 // --root in user mode, so it checks a copy whose ExecStart names a stand-in
 // binary that exists.
 func TestUserUnitVerifies(t *testing.T) {
-	needCommands(t, "systemd-analyze")
+	testenv.NeedCommands(t, "systemd-analyze")
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "entropy-notify")
 	writeFile(t, bin, "#!/bin/sh\n")
@@ -67,9 +69,7 @@ func TestDesktopFiles(t *testing.T) {
 					t.Errorf("%s lacks %s", tt.path, w)
 				}
 			}
-			if _, err := exec.LookPath("desktop-file-validate"); err != nil {
-				t.Skip("desktop-file-validate not installed (Debian package desktop-file-utils)")
-			}
+			testenv.NeedCommands(t, "desktop-file-validate")
 			if out, err := exec.Command("desktop-file-validate", tt.path).CombinedOutput(); err != nil || len(out) > 0 {
 				t.Errorf("desktop-file-validate %s: %v\n%s", tt.path, err, out)
 			}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/testenv"
 )
 
 // desktop is a headless desktop session for tests (LAB.md): a private
@@ -25,16 +27,6 @@ type desktop struct {
 	// conn is the test's own connection, for watching names.
 	conn          *dbus.Conn
 	daemon, dunst *exec.Cmd
-}
-
-// needCommands skips the test unless every command is installed.
-func needCommands(t testing.TB, names ...string) {
-	t.Helper()
-	for _, name := range names {
-		if _, err := exec.LookPath(name); err != nil {
-			t.Skipf("%s not installed", name)
-		}
-	}
 }
 
 // busConfig is a session bus without service activation, so that nothing
@@ -91,7 +83,7 @@ const (
 // newDesktop starts a bus, an X server and dunst.
 func newDesktop(t testing.TB) *desktop {
 	t.Helper()
-	needCommands(t, "dbus-daemon", "Xvfb", "dunst", "dunstctl", "import", "convert")
+	testenv.NeedCommands(t, "dbus-daemon", "Xvfb", "dunst", "dunstctl", "import", "convert")
 	// Short: socket paths are limited to 108 bytes.
 	dir, err := os.MkdirTemp("", "en-desktop-")
 	if err != nil {

@@ -41,9 +41,9 @@ func TestGather(t *testing.T) {
 				t.Errorf("kernel facts = %v, %+v", f.Readiness, f.Kernel)
 			}
 			switch {
-			case tt.wantGateErr == errAny && f.GateErr == nil:
+			case errors.Is(tt.wantGateErr, errAny) && f.GateErr == nil:
 				t.Errorf("GateErr = nil, want an error")
-			case tt.wantGateErr != errAny && !errors.Is(f.GateErr, tt.wantGateErr):
+			case !errors.Is(tt.wantGateErr, errAny) && !errors.Is(f.GateErr, tt.wantGateErr):
 				t.Errorf("GateErr = %v, want %v", f.GateErr, tt.wantGateErr)
 			}
 			if f.Gate.Outcome != tt.wantOutcome || len(f.Gate.Seeds) != tt.wantSeeds {

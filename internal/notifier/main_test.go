@@ -25,8 +25,6 @@ func TestMain(m *testing.M) {
 		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 	case "poll-loop":
 		pollLoop()
-	case "wait-random":
-		os.Exit(waitRandom())
 	}
 	os.Exit(m.Run())
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/testenv"
 )
 
 // netns runs functions on one OS thread that has a network namespace of
@@ -87,9 +89,10 @@ func needPlymouthd(tb testing.TB) string {
 	if os.Geteuid() != 0 {
 		tb.Skip("real plymouthd: needs root (network namespace; plymouthd serves only root)")
 	}
-	path, err := exec.LookPath("plymouthd")
+	testenv.NeedCommands(tb, "plymouthd")
+	path, err := testenv.LookCommand("plymouthd")
 	if err != nil {
-		tb.Skip("real plymouthd: not installed (Debian package plymouth; make test installs it)")
+		tb.Fatal(err)
 	}
 	return path
 }

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"os"
 	"testing"
 	"time"
@@ -93,7 +94,7 @@ func TestFakeWaitCancels(t *testing.T) {
 	f := NewFake(State{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
-	if err := f.Wait(ctx, Passive); err != context.DeadlineExceeded {
+	if err := f.Wait(ctx, Passive); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Wait = %v, want deadline exceeded", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders/internal/gptimage"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/testenv"
 )
 
 // extractTree unpacks a fixture archive (testdata/sysroot.txtar explains
@@ -34,8 +35,11 @@ func extractTree(t testing.TB, archive string) string {
 		file = nil
 	}
 	for _, line := range strings.SplitAfter(string(text), "\n") {
-		header, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "-- ")
-		if header, ok = strings.CutSuffix(header, " --"); !ok {
+		header, isHeader := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "-- ")
+		if isHeader {
+			header, isHeader = strings.CutSuffix(header, " --")
+		}
+		if !isHeader {
 			if file != nil {
 				file.WriteString(line)
 			}
@@ -101,7 +105,7 @@ func TestFindBootDisk(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := roots.FindBootDisk(tt.mountPoint)
 			switch {
-			case tt.wantErr == errAny:
+			case errors.Is(tt.wantErr, errAny):
 				if err == nil || errors.Is(err, ErrNotPartition) || errors.Is(err, ErrNoBootMedium) {
 					t.Fatalf("FindBootDisk = %+v, %v; want an error other than the sentinels", got, err)
 				}
@@ -175,11 +179,7 @@ func needCommands(t testing.TB, cmds ...string) {
 	if os.Geteuid() != 0 {
 		t.Skip("loop devices and mounts: needs root")
 	}
-	for _, c := range cmds {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Skipf("%s not installed: needs util-linux, e2fsprogs and dosfstools", c)
-		}
-	}
+	testenv.NeedCommands(t, cmds...)
 }
 
 // TestFindBootDiskOnLoopDevice runs discovery against the real kernel: a

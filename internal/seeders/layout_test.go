@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders/internal/gptimage"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/testenv"
 )
 
 func TestInspectSector(t *testing.T) {
@@ -101,9 +102,7 @@ func TestCheckLayoutIOError(t *testing.T) {
 // partitioned by sgdisk the way LAB.md makes a Tails-like stick is safe at 34,
 // and one with a partition at 34 is not.
 func TestCheckLayoutOnSgdiskImage(t *testing.T) {
-	if _, err := exec.LookPath("sgdisk"); err != nil {
-		t.Skip("sgdisk not installed: needs the gdisk package")
-	}
+	testenv.NeedCommands(t, "sgdisk")
 	tests := []struct {
 		name string
 		args []string

@@ -143,7 +143,7 @@ func TestParseRecordErrors(t *testing.T) {
 				t.Fatalf("ParseRecord = %v, want %v", err, tt.want)
 			}
 			for _, other := range []error{ErrNotRecord, ErrChecksum, ErrVersion} {
-				if other != tt.want && errors.Is(err, other) {
+				if !errors.Is(tt.want, other) && errors.Is(err, other) {
 					t.Fatalf("error %v also matches %v: callers cannot tell the cases apart", err, other)
 				}
 			}

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/testenv"
 )
 
 func writeImage(t testing.TB, dir string, img []byte) string {
@@ -241,9 +243,7 @@ func loopDevice(t *testing.T, path string, args ...string) string {
 	if os.Geteuid() != 0 {
 		t.Skip("loop devices: needs root")
 	}
-	if _, err := exec.LookPath("losetup"); err != nil {
-		t.Skip("losetup not installed: needs util-linux")
-	}
+	testenv.NeedCommands(t, "losetup")
 	out, err := exec.Command("losetup", append([]string{"--find", "--show"}, append(args, path)...)...).CombinedOutput()
 	if err != nil {
 		t.Skipf("losetup: %v: %s", err, out)

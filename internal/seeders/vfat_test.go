@@ -16,8 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// In the QEMU lab (TestLabVfat) the guest has no mkfs.vfat or losetup:
-// these flags hand the tests block devices formatted on the host.
+// In the QEMU lab (internal/integration's TestLabVfat) the guest has no
+// mkfs.vfat or losetup: these flags hand the tests block devices formatted
+// on the host.
 var (
 	vfatDisks = flag.String("vfat-disks", "", "comma-separated fresh FAT block devices for the TestVfat tests, instead of loop devices")
 	vfatStick = flag.String("vfat-stick", "", "a Tails-like stick (GPT, FAT partition 1) for TestVfatFindBootDisk")

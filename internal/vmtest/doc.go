@@ -34,10 +34,11 @@
 //	})
 //	code, err := res.ExitCode(2)
 //
-// Programs use Prepare instead of New (see the example). The first
-// preparation installs the Debian packages qemu-system-x86 cpio gdisk
-// dosfstools mtools xz-utils if they are missing (as root), and downloads
-// the current linux-image-*-amd64 named by linux-image-amd64 into the
+// Programs use Prepare instead of New (see the example). The lab needs
+// the Debian packages qemu-system-x86 cpio gdisk dosfstools mtools
+// xz-utils, which `sudo make deps` installs: without them New skips the
+// test and Prepare fails, saying so. The first preparation downloads the
+// current linux-image-*-amd64 named by linux-image-amd64 into the
 // cache: $ENTROPY_GATE_CACHE/vmtest, or .cache/vmtest in the module root.
 // Later runs reuse it without downloading; a newer kernel replaces it.
 //
@@ -107,8 +108,7 @@
 // BootSystemd boots a real Debian bookworm with systemd as PID 1 instead
 // of a scenario: debootstrap's minbase with systemd-sysv, tor and dbus,
 // without documentation and translations, built once per machine (about
-// a minute, as root, installing debootstrap and zstd if they are missing;
-// PrepareSystemd) and cached as a zstd-compressed
+// a minute, as root, with debootstrap and zstd; PrepareSystemd) and cached as a zstd-compressed
 // archive of about 35 MB under the cache folder. Each boot lays over it
 // SystemdConfig.Trees (a "make install DESTDIR=" tree), Files and Texts
 // (units, drop-ins, configuration), enables units as "systemctl enable"

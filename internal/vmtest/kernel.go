@@ -474,7 +474,7 @@ func extractModule(ctx context.Context, src, stage, name string) (kmodule, error
 }
 
 // readModule reads a .ko, uncompressing .ko.gz in Go and .ko.xz and
-// .ko.zst with the xz and zstd tools, installed on demand.
+// .ko.zst with the xz and zstd tools.
 func readModule(ctx context.Context, path string) ([]byte, error) {
 	switch {
 	case strings.HasSuffix(path, ".gz"):
@@ -489,18 +489,17 @@ func readModule(ctx context.Context, path string) ([]byte, error) {
 		}
 		return io.ReadAll(zr)
 	case strings.HasSuffix(path, ".xz"):
-		return decompressWith(ctx, "xz", "xz-utils", path)
+		return decompressWith(ctx, "xz", path)
 	case strings.HasSuffix(path, ".zst"):
-		return decompressWith(ctx, "zstd", "zstd", path)
+		return decompressWith(ctx, "zstd", path)
 	default:
 		return os.ReadFile(path)
 	}
 }
 
-// decompressWith runs "tool -dc [args] path", installing the Debian
-// package pkg first if the tool is missing.
-func decompressWith(ctx context.Context, tool, pkg, path string, args ...string) ([]byte, error) {
-	if err := ensureCommand(ctx, tool, pkg); err != nil {
+// decompressWith runs "tool -dc [args] path".
+func decompressWith(ctx context.Context, tool, path string, args ...string) ([]byte, error) {
+	if err := needCommands(tool); err != nil {
 		return nil, err
 	}
 	return run(ctx, "", tool, append(append([]string{"-dc"}, args...), path)...)

@@ -35,9 +35,8 @@ type Lab struct {
 	debianSystem *cachedSystem // BootSystemd's, once prepared
 }
 
-// Prepare makes a lab outside tests: it installs the host packages if
-// needed (as root), fetches the kernel into the cache once and builds the
-// guest init. Close removes the lab's scratch folder.
+// Prepare makes a lab outside tests: it checks the host commands, fetches
+// the kernel into the cache once and builds the guest init. Close removes the lab's scratch folder.
 func Prepare(ctx context.Context, opts Options) (*Lab, error) {
 	workDir, err := os.MkdirTemp("", "vmtest-")
 	if err != nil {
@@ -91,7 +90,7 @@ func New(t testing.TB) *Lab {
 	return lab
 }
 
-// prepareKernel installs the host tools and loads the kernel.
+// prepareKernel checks the host tools and loads the kernel.
 func prepareKernel(ctx context.Context, opts Options) (*cachedKernel, string, error) {
 	logf := opts.Logf
 	if logf == nil {
@@ -104,7 +103,7 @@ func prepareKernel(ctx context.Context, opts Options) (*cachedKernel, string, er
 			return nil, "", err
 		}
 	}
-	if err := InstallTools(ctx); err != nil {
+	if err := CheckTools(); err != nil {
 		return nil, "", err
 	}
 	kernel, err := loadKernel(ctx, cacheDir, logf)

@@ -23,10 +23,10 @@ var payloadFormats = []struct {
 	unpack func(ctx context.Context, payload string) ([]byte, error)
 }{
 	{[]byte{0xfd, '7', 'z', 'X', 'Z', 0x00}, func(ctx context.Context, payload string) ([]byte, error) {
-		return decompressWith(ctx, "xz", "xz-utils", payload, "--single-stream")
+		return decompressWith(ctx, "xz", payload, "--single-stream")
 	}},
 	{[]byte{0x28, 0xb5, 0x2f, 0xfd}, func(ctx context.Context, payload string) ([]byte, error) {
-		return decompressWith(ctx, "zstd", "zstd", payload)
+		return decompressWith(ctx, "zstd", payload)
 	}},
 	{[]byte{0x1f, 0x8b, 0x08}, func(_ context.Context, payload string) ([]byte, error) {
 		f, err := os.Open(payload)

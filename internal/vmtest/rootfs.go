@@ -80,9 +80,9 @@ func (s *cachedSystem) current() bool {
 
 // PrepareSystemd makes sure the Debian system BootSystemd boots is in the
 // cache. The first call on a machine builds it with debootstrap (about a
-// minute, as root; debootstrap and zstd are installed if missing), later
-// calls only read the cache. Without root and without a cached system,
-// the error wraps ErrUnavailable.
+// minute, as root, with debootstrap and zstd), later calls only read the
+// cache. Without root, or without those tools, and without a cached
+// system, the error wraps ErrUnavailable.
 func (l *Lab) PrepareSystemd(ctx context.Context) error {
 	_, err := l.system(ctx)
 	return err
@@ -123,10 +123,7 @@ func loadSystem(ctx context.Context, cacheDir string, logf func(string, ...any))
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("%w: no current Debian system in %s: building one with debootstrap needs root", ErrUnavailable, dir)
 	}
-	if err := ensureCommand(ctx, "debootstrap", "debootstrap"); err != nil {
-		return nil, err
-	}
-	if err := ensureCommand(ctx, "zstd", "zstd"); err != nil {
+	if err := needCommands("debootstrap", "zstd"); err != nil {
 		return nil, err
 	}
 	mirror := aptMirror(systemSuite)

@@ -14,26 +14,54 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/testenv"
 )
 
 // ErrUnavailable is wrapped by the errors of a lab that cannot run on this
-// machine as it is (a package is missing and we are not root, no kernel
-// can be had). Tests skip on it; everything else is a failure.
+// machine as it is (a package is missing, no kernel can be had). Tests
+// skip on it; everything else is a failure.
 var ErrUnavailable = errors.New("vm lab unavailable")
 
 // CacheEnv names the environment variable that moves the project's cache
 // folder; the lab keeps its files in its vmtest subfolder.
 const CacheEnv = "ENTROPY_GATE_CACHE"
 
-// hostTools are the commands the lab runs and the Debian packages that
-// ship them.
-var hostTools = []struct{ command, pkg string }{
-	{"qemu-system-x86_64", "qemu-system-x86"},
-	{"cpio", "cpio"},
-	{"sgdisk", "gdisk"},
-	{"mkfs.vfat", "dosfstools"},
-	{"mcopy", "mtools"},
-	{"xz", "xz-utils"}, // unpacks the kernel ELF from Debian's bzImage
+// hostTools are the commands the lab runs; .ci/test-deps installs their
+// Debian packages. xz unpacks the kernel ELF from Debian's bzImage.
+var hostTools = []string{"qemu-system-x86_64", "cpio", "sgdisk", "mkfs.vfat", "mcopy", "xz"}
+
+// CheckTools returns an error wrapping ErrUnavailable, naming what to
+// install, when a host command of the lab is missing. The lab never
+// installs packages itself.
+func CheckTools() error {
+	return needCommands(hostTools...)
+}
+
+// RequireTools skips the test when a host command of the lab is missing.
+func RequireTools(t testing.TB) {
+	t.Helper()
+	if err := CheckTools(); err != nil {
+		t.Skip(err)
+	}
+}
+
+// needCommands is testenv.Missing as a lab error.
+func needCommands(commands ...string) error {
+	if err := testenv.Missing(commands...); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// toolPath finds a host command (see testenv.LookCommand); a missing one
+// is an error wrapping ErrUnavailable that says how to install it.
+func toolPath(name string) (string, error) {
+	path, err := testenv.LookCommand(name)
+	if err != nil {
+		return "", needCommands(name)
+	}
+	return path, nil
 }
 
 // apt remembers whether this process ran "apt-get update" already.
@@ -42,60 +70,8 @@ var apt struct {
 	updated bool
 }
 
-// InstallTools makes sure the lab's host commands are installed,
-// installing the missing Debian packages when running as root. A missing
-// package without root gives an error wrapping ErrUnavailable.
-func InstallTools(ctx context.Context) error {
-	var missing []string
-	for _, tool := range hostTools {
-		if _, err := toolPath(tool.command); err != nil {
-			missing = append(missing, tool.pkg)
-		}
-	}
-	return installPackages(ctx, missing...)
-}
-
-// RequireTools is InstallTools for tests: it skips the test when the
-// tools cannot be had and fails it on any other error.
-func RequireTools(t testing.TB) {
-	t.Helper()
-	if err := InstallTools(context.Background()); errors.Is(err, ErrUnavailable) {
-		t.Skip(err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
-}
-
-// ensureCommand installs the Debian package pkg if command is missing.
-func ensureCommand(ctx context.Context, command, pkg string) error {
-	if _, err := toolPath(command); err == nil {
-		return nil
-	}
-	return installPackages(ctx, pkg)
-}
-
-// installPackages installs Debian packages without their recommends,
-// updating the package lists first, once per process. It needs root.
-func installPackages(ctx context.Context, pkgs ...string) error {
-	if len(pkgs) == 0 {
-		return nil
-	}
-	if os.Geteuid() != 0 {
-		return fmt.Errorf("%w: missing Debian packages %s: installing them needs root",
-			ErrUnavailable, strings.Join(pkgs, " "))
-	}
-	if err := aptUpdate(ctx); err != nil {
-		return err
-	}
-	// Wait for dpkg's lock: test processes of other packages may install too.
-	args := append([]string{"-o", "DPkg::Lock::Timeout=300", "install", "-y", "--no-install-recommends"}, pkgs...)
-	if _, err := run(ctx, "", "apt-get", args...); err != nil {
-		return fmt.Errorf("install %s: %w", strings.Join(pkgs, " "), err)
-	}
-	return nil
-}
-
-// aptUpdate runs "apt-get update" once per process, when root.
+// aptUpdate runs "apt-get update" once per process, when root, so that
+// apt knows the current kernel package to download.
 func aptUpdate(ctx context.Context) error {
 	apt.mu.Lock()
 	defer apt.mu.Unlock()
@@ -107,21 +83,6 @@ func aptUpdate(ctx context.Context) error {
 	}
 	apt.updated = true
 	return nil
-}
-
-// toolPath finds a command in PATH or in the sbin folders, which are not
-// in an ordinary user's PATH but hold sgdisk and mkfs.vfat.
-func toolPath(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin"} {
-		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%w: command %s not found", ErrUnavailable, name)
 }
 
 // run runs a host command in dir and returns its standard output. The

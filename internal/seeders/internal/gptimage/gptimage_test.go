@@ -6,14 +6,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/testenv"
 )
 
 // TestSgdiskAcceptsImages cross-checks the builder against gdisk: sgdisk must
 // find nothing wrong and see the partitions where we put them.
 func TestSgdiskAcceptsImages(t *testing.T) {
-	if _, err := exec.LookPath("sgdisk"); err != nil {
-		t.Skip("sgdisk not installed: needs the gdisk package")
-	}
+	testenv.NeedCommands(t, "sgdisk")
 	tests := []struct {
 		name      string
 		disk      Disk

@@ -1,8 +1,9 @@
 // Command demo boots Debian's real kernel under QEMU with entropy-gate
 // inside and prints, for people, how each boot waits for the kernel's
 // random number generator: without any help, and with a hardware RNG.
-// It is `make demo`, the project's first command; it installs what it
-// needs (as root) and caches the kernel.
+// It is `make demo`, the project's first command, which installs the
+// Debian packages it needs first (`make deps`, as root); the demo caches
+// the kernel.
 package main
 
 import (

@@ -1,9 +1,8 @@
-package seeders
+package integration
 
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -26,24 +25,19 @@ var labVfatTests = []string{
 // freshFAT call of labVfatTests, one for the benchmark.
 const labFATDisks = 6
 
-// TestLabVfat runs the TestVfat tests and BenchmarkVfatFATStore in the QEMU
-// lab, on Debian's kernel with virtio disks and vfat, which the host's
-// kernel may lack. This package's test binary, built static, is the
-// guest's program; the disks are formatted on the host, as the guest has
-// no mkfs.vfat: /dev/vda is a Tails-like stick (GPT, FAT partition 1),
-// /dev/vdb… are FAT file systems of 2 MiB.
+// TestLabVfat runs internal/seeders' TestVfat tests and
+// BenchmarkVfatFATStore in the QEMU lab, on Debian's kernel with virtio
+// disks and vfat, which the host's kernel may lack. That package's test
+// binary, built static, is the guest's program; the disks are formatted
+// on the host, as the guest has no mkfs.vfat: /dev/vda is a Tails-like
+// stick (GPT, FAT partition 1), /dev/vdb… are FAT file systems of 2 MiB.
 func TestLabVfat(t *testing.T) {
 	lab := vmtest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
 
-	bin := filepath.Join(dir, "seeders.test")
-	build := exec.CommandContext(ctx, "go", "test", "-c", "-trimpath", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the test binary: %v: %s", err, out)
-	}
+	bin := buildTestBinary(ctx, t, "./internal/seeders")
 
 	stick := filepath.Join(dir, "stick.img")
 	if _, err := vmtest.NewStick(ctx, stick, vmtest.MinStickSize); err != nil {

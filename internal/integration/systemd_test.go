@@ -1,4 +1,4 @@
-package cli_test
+package integration
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/testenv"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/vmtest"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/vmtest/protocol"
 )
@@ -93,11 +94,7 @@ func newSystemGuest(t *testing.T) *systemGuest {
 // build would.
 func makeInstall(t *testing.T) string {
 	t.Helper()
-	for _, tool := range []string{"make", "msgfmt"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("make install needs %s (Debian packages make, gettext)", tool)
-		}
-	}
+	testenv.NeedCommands(t, "make", "msgfmt") // for make install
 	root := t.TempDir()
 	build := t.TempDir()
 	out, err := exec.Command("make", "-s", "-C", "../..", "install", "DESTDIR="+root, "PREFIX=/usr", "OUT="+build+"/bin", "LOCALEOUT="+build+"/locale").CombinedOutput()

@@ -7,8 +7,9 @@
 // docs/boot-entropy.md.
 //
 // It is `make survey`: it takes minutes, so it is not part of `make
-// test`. It installs what it needs (as root) and caches the kernel and
-// the daemons' Debian packages.
+// test`. `make survey` installs the Debian packages it needs first (`make
+// deps`, as root); the survey caches the kernel and the daemons' Debian
+// packages.
 //
-//	go run ./internal/survey [-boots 3] [-timeout 60s] [-only virtio-rng,haveged] [-v]
+//	go run ./internal/cmd/survey [-boots 3] [-timeout 60s] [-only virtio-rng,haveged] [-v]
 package main

@@ -1,11 +1,8 @@
-package notifier
+package integration
 
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,14 +10,16 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/notifier"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/vmtest"
 )
 
-// waitRandom is the guest side of TestVMRandomWakes: it sleeps in
-// RandomDevice.Wait for POLLIN and says what getrandom reports on waking.
+// waitRandom is the guest side of TestVMRandomWakes: it sleeps in the
+// notifier's RandomDevice.Wait for POLLIN and says what getrandom reports
+// on waking.
 func waitRandom() int {
-	r, err := OpenRandom("/dev")
+	r, err := notifier.OpenRandom("/dev")
 	if err != nil {
 		fmt.Println(err)
 		return 2
@@ -48,19 +47,14 @@ func TestVMRandomWakes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// This package's tests, static, for waitRandom.
-	testBin := filepath.Join(t.TempDir(), "notifier.test")
-	build := exec.CommandContext(ctx, "go", "test", "-c", "-o", testBin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the test binary: %v\n%s", err, out)
-	}
+	testBin := buildTestBinary(ctx, t, "./internal/integration")
 	const once = "run /bin/entropy-notify --once --config /none --state-file /run/entropy-gate/state.json"
 	res, err := lab.Boot(ctx, vmtest.Config{
-		Files: map[string]string{"/bin/entropy-notify": notify, "/bin/notifier.test": testBin},
+		Files: map[string]string{"/bin/entropy-notify": notify, "/bin/integration.test": testBin},
 		Script: strings.Join([]string{
 			once, // 1
-			"env " + mainEnv + "=wait-random",
-			"start waiter /bin/notifier.test", // 3
+			"env " + guestMainEnv + "=wait-random",
+			"start waiter /bin/integration.test", // 3
 			"sleep 2s",
 			"probe", // 5
 			"credit 256",
@@ -80,7 +74,7 @@ func TestVMRandomWakes(t *testing.T) {
 			t.Errorf("step %d: exit %d (%v), output %q; want %d, %q\n%s", step, code, err, out, wantCode, wantFirst, timeline)
 		}
 	}
-	check(1, ExitWarn, "warn: crng-not-initialized")
+	check(1, notifier.ExitWarn, "warn: crng-not-initialized")
 	if probe, ok := res.Find(5, "probe"); !ok || probe.Get("ready") != "false" {
 		t.Fatalf("the guest's CRNG was ready before the credit: %v\n%s", probe, timeline)
 	}
@@ -102,5 +96,5 @@ func TestVMRandomWakes(t *testing.T) {
 	default:
 		t.Logf("woke %v after the credit began", res.Events[woke].Time-creditStart)
 	}
-	check(8, ExitOK, "ok")
+	check(8, notifier.ExitOK, "ok")
 }
