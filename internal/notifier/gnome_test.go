@@ -52,7 +52,7 @@ func newGnomeShell(t *testing.T) *gnomeShell {
 	// GNOME Shell warns once per user that the screen cannot be locked
 	// without GDM; this mark says it did, which keeps that banner away.
 	writeFile(t, filepath.Join(home, ".local/share/gnome-shell/lock-warning-shown"), "")
-	writeFile(t, filepath.Join(share, "applications", AppID+".desktop"), readText(t, applications))
+	writeFile(t, filepath.Join(share, applications), readText(t, filepath.Join(desktopFiles(t), applications)))
 	// The shell takes an application whose program is missing for none.
 	bin := filepath.Join(dir, "bin")
 	writeFile(t, filepath.Join(bin, "entropy-notify"), "#!/bin/sh\n")
