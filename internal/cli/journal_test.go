@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
@@ -43,30 +42,11 @@ func TestConfigProblemsPriority(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "config", "--check", "--config", conf)
 			cmd.Env = append(os.Environ(), mainEnv+"=1", "LANGUAGE=", "LC_ALL=C")
-			var stderr bytes.Buffer
-			var stream *logtest.Stream
-			if tt.journal {
-				stream = logtest.JournalStream(t)
-				cmd.Stderr, cmd.Env = stream.Child, append(cmd.Env, stream.Env)
-			} else {
-				cmd.Stderr = &stderr
-			}
+			stderr := logtest.Stderr(t, cmd, tt.journal)
 			if err := cmd.Run(); cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != ExitUsage {
 				t.Fatalf("config --check: %v, want exit %d", err, ExitUsage)
 			}
-			out := stderr.String()
-			if tt.journal {
-				out = stream.Read(t)
-			}
-			lines := strings.Split(strings.TrimSpace(out), "\n")
-			if len(lines) != len(tt.want) {
-				t.Fatalf("stderr:\n%s\nwant %d lines", out, len(tt.want))
-			}
-			for i, want := range tt.want {
-				if !strings.HasPrefix(lines[i], want) {
-					t.Errorf("line %d = %q, want it to start with %q", i+1, lines[i], want)
-				}
-			}
+			logtest.WantLines(t, stderr(), tt.want)
 		})
 	}
 }

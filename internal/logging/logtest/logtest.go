@@ -4,9 +4,12 @@
 package logtest
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -50,4 +53,34 @@ func (s *Stream) Read(t testing.TB) string {
 		t.Fatalf("read the journal stream: %v", err)
 	}
 	return string(b)
+}
+
+// Stderr gives cmd a stderr: a journal stream if journal, else a pipe.
+// It returns what cmd wrote there, to call once cmd has exited.
+func Stderr(t testing.TB, cmd *exec.Cmd, journal bool) func() string {
+	t.Helper()
+	if !journal {
+		var b bytes.Buffer
+		cmd.Stderr = &b
+		return b.String
+	}
+	s := JournalStream(t)
+	cmd.Stderr = s.Child
+	cmd.Env = append(cmd.Env, s.Env)
+	return func() string { return s.Read(t) }
+}
+
+// WantLines checks that out has one line for each of want, starting
+// with it.
+func WantLines(t testing.TB, out string, want []string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("got\n%s\nwant %d lines", out, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d = %q, want it to start with %q", i+1, lines[i], w)
+		}
+	}
 }
