@@ -144,6 +144,7 @@ install: build mo desktop
 	install -D -m 0644 units/dbus/org.boum.tails.EntropyGate1.conf $(DESTDIR)$(PREFIX)/share/dbus-1/system.d/org.boum.tails.EntropyGate1.conf
 	install -D -m 0644 units/dbus/org.boum.tails.EntropyGate1.service $(DESTDIR)$(PREFIX)/share/dbus-1/system-services/org.boum.tails.EntropyGate1.service
 	install -D -m 0644 units/dbus/org.boum.tails.EntropyGate1.xml $(DESTDIR)$(PREFIX)/share/dbus-1/interfaces/org.boum.tails.EntropyGate1.xml
+	install -D -m 0644 units/catalog/entropy-gate.catalog $(DESTDIR)$(PREFIX)/lib/systemd/catalog/entropy-gate.catalog
 	for l in $(LINGUAS); do install -D -m 0644 $(LOCALEOUT)/$$l/LC_MESSAGES/entropy-gate.mo \
 		$(DESTDIR)$(PREFIX)/share/locale/$$l/LC_MESSAGES/entropy-gate.mo; done
 
