@@ -16,6 +16,18 @@ const (
 	applications = "applications/" + AppID + ".desktop"
 )
 
+// standIn writes a stand-in entropy-notify into dir and returns its path,
+// for programs that check that the one they are told about exists.
+func standIn(t testing.TB, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "entropy-notify")
+	writeFile(t, bin, "#!/bin/sh\n")
+	if err := os.Chmod(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
 // desktopFiles builds the desktop files, their Name and Comment
 // translated, into a directory of their own and returns it.
 func desktopFiles(t testing.TB) string {
@@ -34,11 +46,7 @@ func desktopFiles(t testing.TB) string {
 func TestUserUnitVerifies(t *testing.T) {
 	needCommands(t, "systemd-analyze")
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "entropy-notify")
-	writeFile(t, bin, "#!/bin/sh\n")
-	if err := os.Chmod(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := standIn(t, dir)
 	text := readText(t, userUnit)
 	const exec0 = "ExecStart=/usr/bin/entropy-notify"
 	if !strings.Contains(text, exec0+"\n") {

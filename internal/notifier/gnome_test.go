@@ -55,10 +55,7 @@ func newGnomeShell(t *testing.T) *gnomeShell {
 	writeFile(t, filepath.Join(share, applications), readText(t, filepath.Join(desktopFiles(t), applications)))
 	// The shell takes an application whose program is missing for none.
 	bin := filepath.Join(dir, "bin")
-	writeFile(t, filepath.Join(bin, "entropy-notify"), "#!/bin/sh\n")
-	if err := os.Chmod(filepath.Join(bin, "entropy-notify"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	standIn(t, bin)
 	if err := os.MkdirAll(runtime, 0o700); err != nil {
 		t.Fatal(err)
 	}
