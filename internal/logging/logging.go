@@ -53,6 +53,7 @@ func StderrStyle() Style {
 	if ok, err := journal.StderrIsJournalStream(); err == nil && ok {
 		return Journal
 	}
+	// /dev/kmsg is the character device 1:11 (the kernel's devices.txt).
 	var st unix.Stat_t
 	if err := unix.Fstat(int(os.Stderr.Fd()), &st); err == nil &&
 		st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == unix.Mkdev(1, 11) {
@@ -84,6 +85,10 @@ type Logger struct {
 
 	mu sync.Mutex
 }
+
+// maxKmsgLine is the longest line the kernel log takes (printk's record
+// limit, 1024 bytes less its header), with room to spare.
+const maxKmsgLine = 960
 
 // New returns a Logger writing to w in style, as program.
 func New(w io.Writer, style Style, program string) *Logger {
@@ -127,10 +132,15 @@ func (l *Logger) log(p Priority, word, format string, args []any) {
 	// One message is one line: a line break inside would start a line
 	// without the prefix, at the default priority.
 	b.WriteString(strings.ReplaceAll(strings.TrimRight(fmt.Sprintf(format, args...), "\n"), "\n", " "))
-	b.WriteByte('\n')
+	line := b.String()
+	if l.style == Kmsg && len(line) > maxKmsgLine {
+		// The kernel refuses a longer record whole.
+		line = strings.ToValidUTF8(line[:maxKmsgLine-len("…")], "") + "…"
+	}
+	line += "\n"
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	io.WriteString(l.w, b.String())
+	io.WriteString(l.w, line)
 }
 
 // Identifier is the syslog identifier of entropy-gate's entries in the

@@ -69,6 +69,22 @@ func TestOneLinePerMessage(t *testing.T) {
 // TestStderrStyle runs the test binary with its stderr on a journal
 // stream, the kernel log, a pipe and a stream that $JOURNAL_STREAM does
 // not name.
+// TestKmsgLineLimit: the kernel refuses a record over its limit whole, so
+// a long line is cut, at a character's boundary.
+func TestKmsgLineLimit(t *testing.T) {
+	var b bytes.Buffer
+	New(&b, Kmsg, "entropy-gate").Warningf("%s", strings.Repeat("é", 1000))
+	line := b.String()
+	if len(line) > maxKmsgLine+1 || !strings.HasPrefix(line, "<4>entropy-gate: warning: éé") || !strings.HasSuffix(line, "é…\n") {
+		t.Errorf("%d bytes: %q…%q", len(line), line[:40], line[len(line)-10:])
+	}
+	b.Reset()
+	New(&b, Journal, "entropy-gate").Warningf("%s", strings.Repeat("é", 1000))
+	if len(b.String()) < 2000 {
+		t.Errorf("journal line cut to %d bytes", len(b.String()))
+	}
+}
+
 func TestStderrStyle(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
