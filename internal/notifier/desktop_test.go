@@ -33,7 +33,7 @@ func needCommands(t testing.TB, names ...string) {
 	t.Helper()
 	for _, name := range names {
 		if _, err := exec.LookPath(name); err != nil {
-			t.Skipf("%s not installed: sudo make deps installs the test packages", name)
+			t.Skipf("%s not installed", name)
 		}
 	}
 }
