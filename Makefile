@@ -34,6 +34,8 @@ TEST_TIMEOUT ?= 40m
 # at the same time give each its own.
 OUT ?= bin
 LOCALEOUT ?= build/locale
+# Translated desktop files, beside the compiled translations.
+DESKTOPOUT ?= $(dir $(LOCALEOUT))desktop
 BINARIES := $(OUT)/entropy-gate $(OUT)/entropy-notify
 
 # The main job: boot the real kernel in QEMU and show how the gate waits.
@@ -41,7 +43,7 @@ BINARIES := $(OUT)/entropy-gate $(OUT)/entropy-notify
 demo: deps
 	$(GO) run ./internal/cmd/demo
 
-.PHONY: all build test unit lint fuzz fuzz-short bench run install clean deps pot po mo check-po survey version
+.PHONY: all build test unit lint fuzz fuzz-short bench run install clean deps pot po mo desktop check-po survey version
 
 all: build
 
@@ -111,9 +113,12 @@ run: $(OUT)/entropy-gate
 
 # Translations: po/entropy-gate.pot from the sources (strings marked with
 # G and N), merged into po/LL.po, compiled to build/locale/LL/LC_MESSAGES.
-LINGUAS := $(basename $(notdir $(wildcard po/*.po)))
+# The languages, listed in po/LINGUAS, where msgfmt --desktop reads them.
+LINGUAS := $(shell sed 's/\#.*//' po/LINGUAS)
 # Files that call a translation function (G or N), for xgettext.
 I18N_CALL := \.[GN](
+# Desktop files, whose Name and Comment are translated.
+DESKTOP_SOURCES := units/applications/org.boum.tails.EntropyNotify.desktop.in units/autostart/entropy-notify.desktop.in
 GO_SOURCES = $(shell { git ls-files -- 'cmd/*.go' 'internal/*.go' 2>/dev/null || find cmd internal -name '*.go'; } \
 	| grep -v '_test\.go$$' | xargs grep -l '$(I18N_CALL)' | LC_ALL=C sort)
 
@@ -121,6 +126,10 @@ pot:
 	xgettext --language=C --from-code=UTF-8 --keyword= --keyword=G --keyword=N:1,2 \
 		--add-comments=TRANSLATORS: --package-name=entropy-gate --msgid-bugs-address=https://gitlab.tails.boum.org/tails/entropy-gate/-/issues \
 		--add-location=file --sort-by-file -o po/entropy-gate.pot.new $(GO_SOURCES)
+	@# The desktop files' strings follow the program's (xgettext --join-existing would re-sort them).
+	xgettext --omit-header --add-location=file --sort-by-file -o po/desktop.pot.new $(DESKTOP_SOURCES)
+	msgcat --use-first -o po/entropy-gate.pot.new po/entropy-gate.pot.new po/desktop.pot.new
+	rm po/desktop.pot.new
 	@# No creation date, so an unchanged source tree gives an unchanged file.
 	sed -i '/^"POT-Creation-Date:/d' po/entropy-gate.pot.new
 	mv po/entropy-gate.pot.new po/entropy-gate.pot
@@ -132,21 +141,30 @@ mo:
 	for l in $(LINGUAS); do mkdir -p $(LOCALEOUT)/$$l/LC_MESSAGES && \
 		msgfmt --check -o $(LOCALEOUT)/$$l/LC_MESSAGES/entropy-gate.mo po/$$l.po; done
 
+# units/DIR/NAME.desktop.in → $(DESKTOPOUT)/DIR/NAME.desktop, with every
+# translation's Name= and Comment=.
+desktop: $(patsubst units/%.in,$(DESKTOPOUT)/%,$(DESKTOP_SOURCES))
+
+$(DESKTOPOUT)/%.desktop: units/%.desktop.in $(wildcard po/*.po)
+	mkdir -p $(@D)
+	msgfmt --desktop --template=$< -d po -o $@
+
 # CI: the template is current and every translation compiles.
 check-po:
 	cp po/entropy-gate.pot build/entropy-gate.pot.committed 2>/dev/null || { mkdir -p build && cp po/entropy-gate.pot build/entropy-gate.pot.committed; }
 	$(MAKE) -s pot
 	@diff -u build/entropy-gate.pot.committed po/entropy-gate.pot || { echo "po/entropy-gate.pot is stale: run make po and commit"; exit 1; }
 	for l in $(LINGUAS); do msgfmt --check --statistics -o /dev/null po/$$l.po; done
+	@for f in po/*.po; do l=$$(basename $$f .po); echo " $(LINGUAS) " | grep -q " $$l " || { echo "po/LINGUAS lacks $$l"; exit 1; }; done
 
-install: build mo
+install: build mo desktop
 	install -D -m 0755 $(OUT)/entropy-gate $(DESTDIR)$(SBINDIR)/entropy-gate
 	install -D -m 0755 $(OUT)/entropy-notify $(DESTDIR)$(BINDIR)/entropy-notify
 	install -D -m 0644 units/user/entropy-notify.service $(DESTDIR)$(PREFIX)/lib/systemd/user/entropy-notify.service
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/user/graphical-session.target.wants
 	ln -sf ../entropy-notify.service $(DESTDIR)$(PREFIX)/lib/systemd/user/graphical-session.target.wants/entropy-notify.service
-	install -D -m 0644 units/autostart/entropy-notify.desktop $(DESTDIR)$(SYSCONFDIR)/xdg/autostart/entropy-notify.desktop
-	install -D -m 0644 units/applications/org.boum.tails.EntropyNotify.desktop $(DESTDIR)$(PREFIX)/share/applications/org.boum.tails.EntropyNotify.desktop
+	install -D -m 0644 $(DESKTOPOUT)/autostart/entropy-notify.desktop $(DESTDIR)$(SYSCONFDIR)/xdg/autostart/entropy-notify.desktop
+	install -D -m 0644 $(DESKTOPOUT)/applications/org.boum.tails.EntropyNotify.desktop $(DESTDIR)$(PREFIX)/share/applications/org.boum.tails.EntropyNotify.desktop
 	install -D -m 0644 internal/config/entropy-gate.conf $(DESTDIR)$(SYSCONFDIR)/entropy-gate/entropy-gate.conf
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/entropy-gate/entropy-gate.conf.d
 	cd units/system && find . -type f | while read -r f; do \
@@ -156,6 +174,7 @@ install: build mo
 	install -D -m 0644 units/dbus/org.boum.tails.EntropyGate1.conf $(DESTDIR)$(PREFIX)/share/dbus-1/system.d/org.boum.tails.EntropyGate1.conf
 	install -D -m 0644 units/dbus/org.boum.tails.EntropyGate1.service $(DESTDIR)$(PREFIX)/share/dbus-1/system-services/org.boum.tails.EntropyGate1.service
 	install -D -m 0644 units/dbus/org.boum.tails.EntropyGate1.xml $(DESTDIR)$(PREFIX)/share/dbus-1/interfaces/org.boum.tails.EntropyGate1.xml
+	install -D -m 0644 units/catalog/entropy-gate.catalog $(DESTDIR)$(PREFIX)/lib/systemd/catalog/entropy-gate.catalog
 	for l in $(LINGUAS); do install -D -m 0644 $(LOCALEOUT)/$$l/LC_MESSAGES/entropy-gate.mo \
 		$(DESTDIR)$(PREFIX)/share/locale/$$l/LC_MESSAGES/entropy-gate.mo; done
 

@@ -59,12 +59,17 @@ func TestInitramfsScriptLoadsSeedsAndNeverFails(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sbin := t.TempDir()
 			args := filepath.Join(t.TempDir(), "args")
-			os.WriteFile(filepath.Join(sbin, "entropy-gate"), []byte("#!/bin/sh\necho \"$*\" >"+args+"\nexit "+tt.exit+"\n"), 0o755)
+			stderr := filepath.Join(t.TempDir(), "stderr")
+			os.WriteFile(filepath.Join(sbin, "entropy-gate"), []byte("#!/bin/sh\necho \"$*\" >"+args+"\nreadlink /proc/self/fd/2 >"+stderr+"\nexit "+tt.exit+"\n"), 0o755)
 			if out, err := inNamespace(t, "/sbin", sbin, script); err != nil {
 				t.Fatalf("the boot script failed the boot: %v: %s", err, out)
 			}
 			if b, _ := os.ReadFile(args); strings.TrimSpace(string(b)) != "seed load" {
 				t.Errorf("entropy-gate called with %q, want seed load", b)
+			}
+			// There, entropy-gate tags its lines and gives their priority.
+			if b, _ := os.ReadFile(stderr); strings.TrimSpace(string(b)) != "/dev/kmsg" {
+				t.Errorf("entropy-gate's stderr is %q, want the kernel log /dev/kmsg", b)
 			}
 		})
 	}

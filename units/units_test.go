@@ -49,6 +49,7 @@ func TestInstallLayout(t *testing.T) {
 		"usr/share/dbus-1/interfaces/org.boum.tails.EntropyGate1.xml",
 		"usr/share/locale/de/LC_MESSAGES/entropy-gate.mo",
 		"usr/share/locale/fr/LC_MESSAGES/entropy-gate.mo",
+		"usr/lib/systemd/catalog/entropy-gate.catalog",
 	} {
 		if _, err := os.Stat(filepath.Join(root, path)); err != nil {
 			t.Errorf("make install did not lay out %s: %v", path, err)

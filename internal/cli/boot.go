@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"log"
 	"strconv"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/history"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/logging"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 )
 
@@ -73,7 +73,7 @@ func (b *bootRecorder) journalFields(p gate.Progress) map[string]string {
 }
 
 // save appends this boot to the history file, where there is one.
-func (b *bootRecorder) save(p gate.Progress, logger *log.Logger) {
+func (b *bootRecorder) save(p gate.Progress, logger *logging.Logger) {
 	if b.path == "" {
 		return
 	}
@@ -92,6 +92,6 @@ func (b *bootRecorder) save(p gate.Progress, logger *log.Logger) {
 		SeedsCredited:     b.withSeeds(p).SeedsCredited,
 	}
 	if err := history.Append(b.path, r); err != nil {
-		logger.Printf("warning: %v", err)
+		logger.Warningf("%v", err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"os"
 	"strings"
 
@@ -19,6 +18,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/history"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/logging"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/plymouth"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
@@ -200,29 +200,33 @@ func configFlag(fs *flag.FlagSet, tr *i18n.Translator) *string {
 
 // loadConfig loads the configuration and logs its problems; the defaults
 // apply wherever a value is bad.
-func loadConfig(env Env, configFile string, logger *log.Logger) (config.Config, []config.Problem) {
+func loadConfig(env Env, configFile string, logger *logging.Logger) (config.Config, []config.Problem) {
 	src := env.Sources
 	if configFile != "" {
 		src.File, src.DropInDir = configFile, configFile+".d"
 	}
 	c, problems := config.Load(src)
 	for _, p := range problems {
-		prefix := "error"
 		if p.Warning {
-			prefix = "warning"
+			logger.Warningf("%v", p)
+		} else {
+			logger.Errorf("%v", p)
 		}
-		logger.Printf("%s: %v", prefix, p)
 	}
 	return c, problems
 }
 
-func newLogger(w io.Writer) *log.Logger { return log.New(w, "", 0) }
+// newLogger logs to w, with priorities where w is the journal or the
+// kernel log (in the initramfs).
+func newLogger(w io.Writer) *logging.Logger {
+	return logging.New(w, logging.StyleOf(w), logging.Identifier)
+}
 
 // debugf logs at debug priority to the journal, and nowhere without one:
 // it is for facts that are normal at boot, such as Plymouth being absent.
 func debugf(format string, args ...any) {
 	if journal.Enabled() {
-		journal.Print(journal.PriDebug, format, args...)
+		logging.Send(fmt.Sprintf(format, args...), journal.PriDebug, nil)
 	}
 }
 

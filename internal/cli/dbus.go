@@ -52,7 +52,7 @@ func runDBus(ctx context.Context, env Env, args []string) int {
 	// DBUS_SYSTEM_BUS_ADDRESS, if set, names the bus.
 	conn, err := dbus.ConnectSystemBus()
 	if err != nil {
-		logger.Printf("connect to the system bus: %v", err)
+		logger.Errorf("connect to the system bus: %v", err)
 		return ExitUsage
 	}
 	defer conn.Close()
@@ -63,10 +63,10 @@ func runDBus(ctx context.Context, env Env, args []string) int {
 		IdleTimeout: idleTimeout,
 		MaxWait:     waitCap,
 		MaxWaiters:  *maxWaiters,
-		Logf:        logger.Printf,
+		Logf:        logger.Warningf,
 	})
 	if err := svc.Serve(ctx, conn); err != nil {
-		logger.Printf("%v", err)
+		logger.Errorf("%v", err)
 		return ExitUsage
 	}
 	return ExitOK

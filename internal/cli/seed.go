@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/doctor"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/logging"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeding"
@@ -53,16 +53,21 @@ func seedUsage(tr *i18n.Translator) string {
 }
 
 // seedSetup loads the configuration and builds its seed backends.
-func seedSetup(env Env, configFile string, logger *log.Logger) (config.Config, []seeding.Backend, []gatestate.Seed) {
+func seedSetup(env Env, configFile string, logger *logging.Logger) (config.Config, []seeding.Backend, []gatestate.Seed) {
 	c, _ := loadConfig(env, configFile, logger)
 	backends, failed := seeding.Backends(c.Seed, env.Locator)
 	return c, backends, failed
 }
 
-// logSeeds writes one line per backend result, for the journal.
-func logSeeds(logger *log.Logger, seeds []gatestate.Seed) {
+// logSeeds writes one line per backend result, for the journal: a
+// warning for a backend that failed.
+func logSeeds(logger *logging.Logger, seeds []gatestate.Seed) {
 	for _, s := range seeds {
-		logger.Printf("seed %s %s: %s", s.Action, s.Backend, s.Reason)
+		logf := logger.Printf
+		if s.Error != "" {
+			logf = logger.Warningf
+		}
+		logf("seed %s %s: %s", s.Action, s.Backend, s.Reason)
 	}
 }
 
@@ -71,12 +76,12 @@ func logSeeds(logger *log.Logger, seeds []gatestate.Seed) {
 // would only mix its replacement and wear the medium; but a backend the
 // initramfs could not reach (a seed on the persistent volume) is loaded
 // when the system can.
-func loadSeeds(ctx context.Context, env Env, backends []seeding.Backend, failed []gatestate.Seed, logger *log.Logger) []gatestate.Seed {
+func loadSeeds(ctx context.Context, env Env, backends []seeding.Backend, failed []gatestate.Seed, logger *logging.Logger) []gatestate.Seed {
 	ctx, cancel := context.WithTimeout(ctx, seedTimeout)
 	defer cancel()
 	unlock, err := lockSeeds(ctx, env)
 	if err != nil {
-		logger.Printf("seeds not loaded: %v", err)
+		logger.Warningf("seeds not loaded: %v", err)
 		prior, _ := seeding.ReadResults(env.SeedResults)
 		return prior
 	}
@@ -100,7 +105,7 @@ func loadSeeds(ctx context.Context, env Env, backends []seeding.Backend, failed 
 	results = append(withoutRetried(prior, results), results...)
 	if env.SeedResults != "" {
 		if err := seeding.SaveResults(env.SeedResults, results); err != nil {
-			logger.Printf("warning: %v", err)
+			logger.Warningf("%v", err)
 		}
 	}
 	return results
@@ -117,12 +122,12 @@ func lockSeeds(ctx context.Context, env Env) (func(), error) {
 }
 
 // refreshSeeds writes new seeds to every backend, under the seed lock.
-func refreshSeeds(ctx context.Context, env Env, backends []seeding.Backend, action string, logger *log.Logger) []gatestate.Seed {
+func refreshSeeds(ctx context.Context, env Env, backends []seeding.Backend, action string, logger *logging.Logger) []gatestate.Seed {
 	ctx, cancel := context.WithTimeout(ctx, seedTimeout)
 	defer cancel()
 	unlock, err := lockSeeds(ctx, env)
 	if err != nil {
-		logger.Printf("seeds not written: %v", err)
+		logger.Warningf("seeds not written: %v", err)
 		return nil
 	}
 	defer unlock()

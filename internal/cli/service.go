@@ -34,12 +34,12 @@ func runService(ctx context.Context, env Env, args []string) int {
 	}
 	boot := newBootRecorder(env, c)
 	journal.Extra = boot.journalFields
-	state := &gate.StateFileSink{Path: env.StatePath, Logf: logger.Printf}
+	state := &gate.StateFileSink{Path: env.StatePath, Logf: logger.Warningf}
 	backends, failed := seeding.Backends(c.Seed, env.Locator)
 	g := &gate.Gate{
 		Pool:   env.Pool,
 		Config: c,
-		Logf:   logger.Printf,
+		Logf:   logger.Warningf,
 		Sinks:  []gate.Sink{journal, state},
 		Seed: func(ctx context.Context) []gatestate.Seed {
 			// The initramfs or the seed unit has normally loaded the

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"text/tabwriter"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/logging"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 )
 
@@ -55,11 +55,11 @@ const (
 	statusUnknown = "unknown"
 )
 
-func readStatus(env Env, threshold int, logger *log.Logger) Status {
+func readStatus(env Env, threshold int, logger *logging.Logger) Status {
 	r, rErr := env.Pool.Ready()
 	s, sErr := env.Pool.State()
 	if sErr != nil {
-		logger.Printf("warning: %v", sErr)
+		logger.Warningf("%v", sErr)
 	}
 	t, _ := gate.EffectiveThreshold(threshold, s)
 	st := Status{
@@ -80,7 +80,7 @@ func readStatus(env Env, threshold int, logger *log.Logger) Status {
 	case errors.Is(err, gatestate.ErrNotRun):
 		st.Gate.State = statusNotRun
 	case err != nil:
-		logger.Printf("warning: %v", err)
+		logger.Warningf("%v", err)
 		st.Gate.State = statusUnknown
 	default:
 		st.Gate = Gate{State: string(gs.Phase), WaitedMS: gs.WaitedMS, Outcome: string(gs.Outcome), Reason: gs.Reason}

@@ -50,7 +50,7 @@ func runWait(ctx context.Context, env Env, args []string) int {
 	// is always a failure here.
 	c.OnTimeout = config.Fail
 
-	g := &gate.Gate{Pool: env.Pool, Config: c, Logf: logger.Printf}
+	g := &gate.Gate{Pool: env.Pool, Config: c, Logf: logger.Warningf}
 	if env.Terminal {
 		g.Sinks = append(g.Sinks, gate.TerminalSink{W: env.Stdout, Translator: tr})
 	}

@@ -498,15 +498,18 @@ func (c *Config) Parse(name, text string) []Problem {
 const cmdlineOrigin = "kernel command line"
 
 // ParseCmdline applies entropy_gate.* parameters from a kernel command
-// line. The last occurrence wins, as for the kernel's own parameters.
+// line. The last occurrence wins, as for the kernel's own parameters, and
+// as the kernel and systemd do, a dash in a parameter's name is the same
+// as an underscore: entropy-gate.on-timeout is entropy_gate.on_timeout.
 func (c *Config) ParseCmdline(cmdline string) []Problem {
 	var problems []Problem
 	for _, word := range splitCmdline(cmdline) {
 		param, value, _ := strings.Cut(word, "=")
-		if !strings.HasPrefix(param, "entropy_gate.") {
+		name := strings.ReplaceAll(param, "-", "_")
+		if !strings.HasPrefix(name, "entropy_gate.") {
 			continue
 		}
-		s, known := lookup(func(s setting) bool { return s.cmdline != "" && s.cmdline == param })
+		s, known := lookup(func(s setting) bool { return s.cmdline != "" && s.cmdline == name })
 		if !known {
 			problems = append(problems, Problem{Where: cmdlineOrigin, Key: param, Err: fmt.Errorf("%w, ignored", ErrUnknownKey), Warning: true})
 			continue

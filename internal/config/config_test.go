@@ -147,6 +147,22 @@ func TestParseCmdline(t *testing.T) {
 			want:    func(c *Config) { c.Timeout = 90 * time.Second },
 		},
 		{
+			name:    "dashes",
+			cmdline: "entropy-gate.on-timeout=open entropy-gate.threshold=0 entropy-gate.mode=passive",
+			want:    func(c *Config) { c.OnTimeout, c.Threshold, c.Mode = Open, 0, pool.Passive },
+		},
+		{
+			name:    "dashes and underscores mixed",
+			cmdline: "entropy_gate.on-timeout=open entropy-gate.on_timeout=fail entropy-gate.threshold=1 entropy_gate.threshold=2",
+			want:    func(c *Config) { c.OnTimeout, c.Threshold = Fail, 2 },
+		},
+		{
+			name:         "unknown with dashes",
+			cmdline:      "entropy-gate.colour=blue",
+			want:         func(*Config) {},
+			wantProblems: []error{ErrUnknownKey},
+		},
+		{
 			name:         "bad and unknown parameters",
 			cmdline:      "entropy_gate.threshold=lots entropy_gate.colour=blue",
 			want:         func(*Config) {},
@@ -154,7 +170,7 @@ func TestParseCmdline(t *testing.T) {
 		},
 		{
 			name:    "other parameters are not ours",
-			cmdline: "threshold=3 xentropy_gate.threshold=3 random.trust_cpu=off",
+			cmdline: "threshold=3 xentropy_gate.threshold=3 xentropy-gate.threshold=3 entropy.gate.threshold=3 random.trust_cpu=off",
 			want:    func(*Config) {},
 		},
 	}

@@ -294,7 +294,7 @@ func (s *Service) readLocked() Snapshot {
 			msg = err.Error()
 		}
 		if msg != "" && msg != s.logged[i] {
-			s.logf("warning: %s", msg)
+			s.logf("%s", msg)
 		}
 		s.logged[i] = msg
 	}

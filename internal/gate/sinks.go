@@ -15,6 +15,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/history"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/logging"
 )
 
 // NotifySink tells systemd about progress through $NOTIFY_SOCKET: STATUS=
@@ -79,7 +80,7 @@ type JournalSink struct {
 func NewJournalSink(logf func(string, ...any)) *JournalSink {
 	s := &JournalSink{Logf: logf}
 	if journal.Enabled() {
-		s.Send = journal.Send
+		s.Send = logging.Send
 	}
 	return s
 }

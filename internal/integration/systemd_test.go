@@ -308,11 +308,23 @@ WantedBy=multi-user.target
 		const (
 			stepGateState = stepExtra
 			stepDBusUnit  = stepExtra + 1
+			stepWarnings  = stepExtra + 2
 		)
-		b := g.boot(t, "[Gate]\nMode=passive\nTimeout=5s\nOnTimeout=open\n", `
+		// Colour= is unknown: a configuration warning.
+		b := g.boot(t, "[Gate]\nMode=passive\nTimeout=5s\nOnTimeout=open\nColour=blue\n", `
 run /usr/bin/busctl get-property org.boum.tails.EntropyGate1 /org/boum/tails/EntropyGate1 org.boum.tails.EntropyGate1 GateState
 run /usr/bin/systemctl show --property=Id,ActiveState,Result `+dbusUnit+`
+run /usr/bin/journalctl --boot --no-pager --output=cat --identifier=entropy-gate --priority=warning..warning
 `, vmtest.SystemdConfig{})
+		// The journal files the configuration warning (a line on the
+		// service's stderr) and the degraded end of the wait (a
+		// structured entry) as warnings of entropy-gate.
+		warnings := strings.Join(b.Report.Output(stepWarnings), "\n")
+		for _, want := range []string{"warning: " + gateConf + ":5: Colour", "Open by timeout after"} {
+			if !strings.Contains(warnings, want) {
+				t.Errorf("entropy-gate's warnings in the journal lack %q:\n%s", want, warnings)
+			}
+		}
 		b.wantSeedUnitBeforeSysinit(t)
 		b.wantState(t, gateUnit, "active", "success")
 		b.wantState(t, torUnit, "active", "success")

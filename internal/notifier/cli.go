@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"os/signal"
 	"path/filepath"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/buildinfo"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/logging"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 )
 
@@ -60,18 +60,21 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return ExitOK
 	}
 
-	logger := log.New(stderr, "entropy-notify: ", 0)
-	debugf := func(string, ...any) {}
-	if *verbose {
-		debugf = logger.Printf
-	}
+	// Outside the journal, its lines mix with other programs' of the
+	// session (a terminal, a session log file): they name it there.
+	logger := logging.New(stderr, logging.StyleOf(stderr), "entropy-notify")
+	logger.PlainPrefix, logger.Verbose = true, *verbose
 	cfg, problems := LoadConfig(*configFile, *configFile+".d")
 	for _, p := range problems {
-		logger.Printf("config: %v", p)
+		if p.Warning {
+			logger.Warningf("config: %v", p)
+		} else {
+			logger.Errorf("config: %v", p)
+		}
 	}
 	// inotify needs the directories from the root.
 	if *statePath, err = filepath.Abs(*statePath); err != nil {
-		logger.Printf("state file: %v", err)
+		logger.Errorf("state file: %v", err)
 		return ExitFail
 	}
 	kernel := pool.NewKernel("/proc", "/dev")
@@ -83,13 +86,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	bus, err := connectSession()
 	if err != nil {
-		logger.Printf("%v", err)
+		logger.Errorf("%v", err)
 		return ExitFail
 	}
 	defer bus.Close()
 	reply, err := bus.RequestName(AppID, dbus.NameFlagDoNotQueue)
 	if err != nil {
-		logger.Printf("request bus name %s: %v", AppID, err)
+		logger.Errorf("request bus name %s: %v", AppID, err)
 		return ExitFail
 	}
 	if reply != dbus.RequestNameReplyPrimaryOwner {
@@ -104,10 +107,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		Translator:       i18n.Default(),
 		Bus:              bus,
 		Logf:             logger.Printf,
-		Debugf:           debugf,
+		Debugf:           logger.Debugf,
 	}
 	if random, err := OpenRandom("/dev"); err != nil {
-		logger.Printf("%v; re-checking every %s where it would tell", err, cfg.FallbackInterval)
+		logger.Warningf("%v; re-checking every %s where it would tell", err, cfg.FallbackInterval)
 	} else {
 		defer random.Close()
 		o.Random = random
@@ -116,7 +119,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, ErrBusClosed):
 		logger.Printf("%v: exiting", err)
 	case err != nil:
-		logger.Printf("%v", err)
+		logger.Errorf("%v", err)
 		return ExitFail
 	}
 	return ExitOK

@@ -10,12 +10,37 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/testenv"
 )
 
-// The notifier's data files, as shipped from the source tree.
+// The notifier's data files: the user unit as shipped from the source
+// tree, the desktop files as `make desktop` builds them (desktopFiles).
 const (
 	userUnit     = "../../units/user/entropy-notify.service"
-	autostart    = "../../units/autostart/entropy-notify.desktop"
-	applications = "../../units/applications/" + AppID + ".desktop"
+	autostart    = "autostart/entropy-notify.desktop"
+	applications = "applications/" + AppID + ".desktop"
 )
+
+// standIn writes a stand-in entropy-notify into dir and returns its path,
+// for programs that check that the one they are told about exists.
+func standIn(t testing.TB, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "entropy-notify")
+	writeFile(t, bin, "#!/bin/sh\n")
+	if err := os.Chmod(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// desktopFiles builds the desktop files, their Name and Comment
+// translated, into a directory of their own and returns it.
+func desktopFiles(t testing.TB) string {
+	t.Helper()
+	testenv.NeedCommands(t, "make", "msgfmt")
+	dir := t.TempDir()
+	if out, err := exec.Command("make", "-s", "-C", "../..", "desktop", "DESKTOPOUT="+dir).CombinedOutput(); err != nil {
+		t.Fatalf("make desktop: %v\n%s", err, out)
+	}
+	return dir
+}
 
 // TestUserUnitVerifies runs systemd's verifier on the user unit. It has no
 // --root in user mode, so it checks a copy whose ExecStart names a stand-in
@@ -23,11 +48,7 @@ const (
 func TestUserUnitVerifies(t *testing.T) {
 	testenv.NeedCommands(t, "systemd-analyze")
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "entropy-notify")
-	writeFile(t, bin, "#!/bin/sh\n")
-	if err := os.Chmod(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := standIn(t, dir)
 	text := readText(t, userUnit)
 	const exec0 = "ExecStart=/usr/bin/entropy-notify"
 	if !strings.Contains(text, exec0+"\n") {
@@ -54,24 +75,29 @@ func TestUserUnitVerifies(t *testing.T) {
 }
 
 func TestDesktopFiles(t *testing.T) {
+	built := desktopFiles(t)
 	for _, tt := range []struct {
 		name, path string
 		want       []string
 	}{
-		{name: "autostart", path: autostart, want: []string{"Exec=entropy-notify", "X-systemd-skip=true", "X-GNOME-HiddenUnderSystemd=true"}},
+		{name: "autostart", path: autostart, want: []string{"Exec=entropy-notify", "Icon=security-medium-symbolic", "X-systemd-skip=true", "X-GNOME-HiddenUnderSystemd=true"}},
 		// GNOME finds it from the desktop-entry hint, AppID.
-		{name: "application", path: applications, want: []string{"Exec=entropy-notify", "X-GNOME-UsesNotifications=true", "NoDisplay=true"}},
+		{name: "application", path: applications, want: []string{"Exec=entropy-notify", "Icon=security-medium-symbolic", "X-GNOME-UsesNotifications=true", "NoDisplay=true"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			text := readText(t, tt.path)
-			for _, w := range tt.want {
+			path := filepath.Join(built, tt.path)
+			text := readText(t, path)
+			// Translated through po/, as the notifications are.
+			want := append(tt.want, "Name[de]=Entropy Gate", "Comment[de]=Warnt, wenn der Zufallszahlengenerator nicht in gutem Zustand ist",
+				"Comment[fr]=Avertit quand le générateur de nombres aléatoires n'est pas en bon état")
+			for _, w := range want {
 				if !strings.Contains(text, "\n"+w+"\n") {
-					t.Errorf("%s lacks %s", tt.path, w)
+					t.Errorf("%s lacks %s", path, w)
 				}
 			}
 			testenv.NeedCommands(t, "desktop-file-validate")
-			if out, err := exec.Command("desktop-file-validate", tt.path).CombinedOutput(); err != nil || len(out) > 0 {
-				t.Errorf("desktop-file-validate %s: %v\n%s", tt.path, err, out)
+			if out, err := exec.Command("desktop-file-validate", path).CombinedOutput(); err != nil || len(out) > 0 {
+				t.Errorf("desktop-file-validate %s: %v\n%s", path, err, out)
 			}
 		})
 	}

@@ -18,7 +18,8 @@ import (
 )
 
 // desktop is a headless desktop session for tests (LAB.md): a private
-// session bus, an X server and dunst as the notification server.
+// session bus and a notification server, dunst on an X server here, or a
+// real GNOME Shell (gnome_test.go).
 type desktop struct {
 	t       testing.TB
 	dir     string
@@ -29,16 +30,20 @@ type desktop struct {
 	daemon, dunst *exec.Cmd
 }
 
-// busConfig is a session bus without service activation, so that nothing
-// but the test starts a notification server, and that lets the test
-// monitor every message.
+// busConfig is a session bus that lets the test monitor every message,
+// and lets the test's own user connect where the session runs as another.
+// Its first argument is the socket's directory, its second the service
+// activation: none for dunst, so that nothing but the test starts a
+// notification server.
 const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>session</type>
   <listen>unix:dir=%s</listen>
   <auth>EXTERNAL</auth>
+  %s
   <policy context="default">
+    <allow user="*"/>
     <allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
     <allow own="*"/>
@@ -111,7 +116,7 @@ func newDesktop(t testing.TB) *desktop {
 func (d *desktop) startBus() {
 	d.t.Helper()
 	conf := filepath.Join(d.dir, "bus.conf")
-	writeFile(d.t, conf, fmt.Sprintf(busConfig, d.dir))
+	writeFile(d.t, conf, fmt.Sprintf(busConfig, d.dir, ""))
 	d.daemon = exec.Command("dbus-daemon", "--config-file="+conf, "--nofork", "--print-address=1")
 	d.bus = d.startReadingLine(d.daemon)
 }
@@ -151,9 +156,14 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
+// stopProcess ends cmd, and its whole process group if it has its own.
 func stopProcess(cmd *exec.Cmd) {
 	if cmd.ProcessState == nil {
-		cmd.Process.Signal(unix.SIGTERM)
+		if cmd.SysProcAttr != nil && cmd.SysProcAttr.Setpgid {
+			unix.Kill(-cmd.Process.Pid, unix.SIGTERM)
+		} else {
+			cmd.Process.Signal(unix.SIGTERM)
+		}
 		cmd.Wait()
 	}
 }
@@ -226,14 +236,7 @@ func (d *desktop) displayed() int {
 // bubble's background is.
 func (d *desktop) screenshot(name string) string {
 	d.t.Helper()
-	dir := os.Getenv("ENTROPY_GATE_ARTIFACTS")
-	if dir == "" {
-		dir = d.t.TempDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		d.t.Fatal(err)
-	}
-	path := filepath.Join(dir, name+".png")
+	path := artifactPath(d.t, name+".png")
 	// dunst draws asynchronously after the D-Bus call returns.
 	time.Sleep(300 * time.Millisecond)
 	if out, err := exec.Command("import", "-display", d.display, "-window", "root", path).CombinedOutput(); err != nil {
@@ -249,10 +252,30 @@ func (d *desktop) screenshot(name string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// artifactPath is where a test keeps a file for people to look at: under
+// $ENTROPY_GATE_ARTIFACTS, or a temporary directory.
+func artifactPath(t testing.TB, name string) string {
+	t.Helper()
+	dir := os.Getenv("ENTROPY_GATE_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, name)
+}
+
 // waitFor polls cond for up to ten seconds.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitWithin(t, 10*time.Second, what, cond)
+}
+
+// waitWithin polls cond for up to timeout.
+func waitWithin(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -273,6 +296,8 @@ type notifyCall struct {
 	Hints      map[string]dbus.Variant
 	Expire     int32
 	ID         uint32
+	// Destination is the bus name the call was sent to.
+	Destination string
 	// At is when the monitor saw the call.
 	At time.Time
 }
@@ -356,6 +381,7 @@ func (m *monitor) record(msg *dbus.Message) {
 				return
 			}
 			c.At = time.Now()
+			c.Destination, _ = header(dbus.FieldDestination).(string)
 			m.calls = append(m.calls, c)
 			m.pending[fmt.Sprint(sender, "/", msg.Serial())] = len(m.calls) - 1
 		case "CloseNotification":

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/logging/logtest"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 )
 
@@ -140,5 +141,28 @@ func TestMainProcess(t *testing.T) {
 	d.waitDisplayed(0)
 	if mon.callCount() != 1 {
 		t.Errorf("%d Notify calls, want 1: the second instance must not notify", mon.callCount())
+	}
+}
+
+// TestMainLogPriority: config errors and warnings reach the journal at
+// their priority, and other stderrs as plain lines that name the program.
+func TestMainLogPriority(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "entropy-gate.conf")
+	writeFile(t, conf, "[Notify]\nEntropyLow=lots\nColour=blue\n")
+	for _, tt := range []struct {
+		name    string
+		journal bool
+		want    []string
+	}{
+		{name: "journal", journal: true, want: []string{"<3>error: config: " + conf + ":2: ", "<4>warning: config: " + conf + ":3: "}},
+		{name: "plain", want: []string{"entropy-notify: error: config: " + conf + ":2: ", "entropy-notify: warning: config: " + conf + ":3: "}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := command(os.Environ(), "--once", "--config", conf, "--state-file", filepath.Join(t.TempDir(), "none.json"))
+			stderr := logtest.Stderr(t, cmd, tt.journal)
+			// The verdict depends on the host's kernel: only the log counts.
+			cmd.Run()
+			logtest.WantLines(t, stderr(), tt.want)
+		})
 	}
 }

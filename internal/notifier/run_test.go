@@ -127,8 +127,8 @@ func TestDesktopLifecycle(t *testing.T) {
 	if first.ReplacesID != 0 || first.Summary != "Random number generator not ready" {
 		t.Errorf("first notification: replaces %d, summary %q", first.ReplacesID, first.Summary)
 	}
-	if first.urgency() != byte(notify.UrgencyCritical) || first.Icon != "security-low" || first.Expire != 0 {
-		t.Errorf("first notification: urgency %d, icon %q, expire %d; want critical, security-low, never", first.urgency(), first.Icon, first.Expire)
+	if first.urgency() != byte(notify.UrgencyCritical) || first.Icon != "security-low-symbolic" || first.Expire != 0 {
+		t.Errorf("first notification: urgency %d, icon %q, expire %d; want critical, security-low-symbolic, never", first.urgency(), first.Icon, first.Expire)
 	}
 	if first.AppName != "Entropy Gate" || !hasHint(first, "desktop-entry", AppID) {
 		t.Errorf("app name %q, hints %v; want GNOME's desktop-entry %s", first.AppName, first.Hints, AppID)
@@ -157,7 +157,7 @@ func TestDesktopLifecycle(t *testing.T) {
 	if third.ReplacesID != first.ID || third.ID != first.ID {
 		t.Errorf("update replaces %d and got id %d, want both %d", third.ReplacesID, third.ID, first.ID)
 	}
-	if third.urgency() != byte(notify.UrgencyNormal) || third.Summary != "Started without enough randomness" || third.Icon != "security-medium" {
+	if third.urgency() != byte(notify.UrgencyNormal) || third.Summary != "Started without enough randomness" || third.Icon != "security-medium-symbolic" {
 		t.Errorf("degraded: urgency %d, summary %q, icon %q", third.urgency(), third.Summary, third.Icon)
 	}
 	if got := d.displayed(); got != 1 {

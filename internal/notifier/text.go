@@ -15,7 +15,8 @@ import (
 // Notice is a notification ready to send.
 type Notice struct {
 	AppName string
-	// Icon is a themed icon name.
+	// Icon is a themed icon name, a -symbolic one: newer Adwaita themes
+	// keep only those of the security-* icons.
 	Icon    string
 	Summary string
 	// Body is markup-escaped when the server parses markup.
@@ -33,13 +34,13 @@ func Render(tr *i18n.Translator, a Action, f Facts, markup bool) Notice {
 	n := Notice{
 		// TRANSLATORS: the application name shown with its notifications.
 		AppName: tr.G("Entropy Gate"),
-		Icon:    "security-medium",
+		Icon:    "security-medium-symbolic",
 		Urgency: a.Conditions.Urgency(),
 		// TRANSLATORS: the action of clicking on the notification.
 		DetailsLabel: tr.G("Show details"),
 	}
 	if n.Urgency == notify.UrgencyCritical {
-		n.Icon = "security-low"
+		n.Icon = "security-low-symbolic"
 	}
 	var paragraphs []string
 	a.Conditions.Each(func(c Conditions) {

@@ -79,23 +79,23 @@ func TestRenderEnglish(t *testing.T) {
 			c:           CRNGNotInitialized | GateTimedOut | NoSeedCredited,
 			wantSummary: "Random number generator not ready",
 			wantBody:    []string{"cannot make strong encryption keys yet", "timed out after 2 minutes, and services such as Tor started anyway", "first time"},
-			wantUrgency: notify.UrgencyCritical, wantIcon: "security-low",
+			wantUrgency: notify.UrgencyCritical, wantIcon: "security-low-symbolic",
 		},
 		{
 			name: "degraded boot", facts: timedOut(ready()), c: GateTimedOut,
 			wantSummary: "Started without enough randomness",
 			wantBody:    []string{"timed out after 2 minutes"},
-			wantUrgency: notify.UrgencyNormal, wantIcon: "security-medium",
+			wantUrgency: notify.UrgencyNormal, wantIcon: "security-medium-symbolic",
 		},
 		{
 			name: "low entropy says how low", facts: legacy(42), c: LowEntropy,
 			wantSummary: "Low entropy", wantBody: []string{"only 42 bits"},
-			wantUrgency: notify.UrgencyNormal, wantIcon: "security-medium",
+			wantUrgency: notify.UrgencyNormal, wantIcon: "security-medium-symbolic",
 		},
 		{
 			name: "seed not saved", facts: withSeeds(ready(), seedStoreError), c: SeedNotRefreshed,
 			wantSummary: "Random seed not saved", wantBody: []string{"could not be saved"},
-			wantUrgency: notify.UrgencyNormal, wantIcon: "security-medium",
+			wantUrgency: notify.UrgencyNormal, wantIcon: "security-medium-symbolic",
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

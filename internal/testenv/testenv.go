@@ -37,6 +37,9 @@ var debianPackages = map[string]string{
 	"convert":               "imagemagick",
 	"desktop-file-validate": "desktop-file-utils",
 	"systemd-analyze":       "systemd",
+	"gnome-shell":           "gnome-shell",
+	"gjs":                   "gjs",
+	"dbus-run-session":      "dbus-daemon",
 }
 
 // ErrMissing is wrapped by the error of Missing.

@@ -303,8 +303,13 @@ func (r *Result) InitStart() (time.Duration, error) {
 	return time.Duration(ns), nil
 }
 
-// Timeline renders the events one per line, for people.
+// Timeline renders the events one per line, for people. A boot that never
+// started (Boot's nil Result, e.g. when waiting for the lab timed out) has
+// none.
 func (r *Result) Timeline() string {
+	if r == nil {
+		return ""
+	}
 	var b strings.Builder
 	for _, e := range r.Events {
 		b.WriteString(e.String())

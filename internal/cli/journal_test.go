@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/logging"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/logging/logtest"
+)
+
+// mainEnv makes the test binary run as entropy-gate, for tests that need
+// its stderr as the installed program has it.
+const mainEnv = "ENTROPY_GATE_TEST_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(mainEnv) != "" {
+		os.Exit(Run(context.Background(), os.Args[1:], System(os.Stdout, os.Stderr)))
+	}
+	os.Exit(m.Run())
+}
+
+// TestConfigProblemsPriority: config errors and warnings reach the
+// journal at their priority, and a terminal as plain lines.
+func TestConfigProblemsPriority(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "entropy-gate.conf")
+	if err := os.WriteFile(conf, []byte("[Gate]\nThreshold=lots\nColour=blue\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		journal bool
+		want    []string
+	}{
+		{name: "journal", journal: true, want: []string{"<3>error: " + conf + ":2: ", "<4>warning: " + conf + ":3: "}},
+		{name: "plain", want: []string{"error: " + conf + ":2: ", "warning: " + conf + ":3: "}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "config", "--check", "--config", conf)
+			cmd.Env = append(os.Environ(), mainEnv+"=1", "LANGUAGE=", "LC_ALL=C")
+			stderr := logtest.Stderr(t, cmd, tt.journal)
+			if err := cmd.Run(); cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != ExitUsage {
+				t.Fatalf("config --check: %v, want exit %d", err, ExitUsage)
+			}
+			logtest.WantLines(t, stderr(), tt.want)
+		})
+	}
+}
+
+// TestSeedLinesPriority: a seed backend that failed is a warning, the
+// others are information.
+func TestSeedLinesPriority(t *testing.T) {
+	var b bytes.Buffer
+	logSeeds(logging.New(&b, logging.Journal, logging.Identifier), []gatestate.Seed{
+		{Backend: "file:/seed", Action: gatestate.SeedLoad, Loaded: true, CreditedBits: 256, Reason: "credited 256 bits"},
+		{Backend: "sector:/dev/sda", Action: gatestate.SeedLoad, Error: "read-only", Reason: "not written: read-only medium"},
+	})
+	want := "<6>seed load file:/seed: credited 256 bits\n<4>warning: seed load sector:/dev/sda: not written: read-only medium\n"
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+// TestKernelLogLines runs entropy-gate as the initramfs does, with stderr
+// on the real kernel log: its lines there carry their priority and the
+// program's name (the journal later takes it for the syslog identifier).
+// It writes one error line to this machine's kernel log.
+func TestKernelLogLines(t *testing.T) {
+	kmsg, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("open /dev/kmsg: %v (needs root: sudo make test)", err)
+	}
+	defer kmsg.Close()
+	// Read only what comes after this point.
+	reader, err := os.OpenFile("/dev/kmsg", os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		t.Skipf("read /dev/kmsg: %v", err)
+	}
+	defer reader.Close()
+	if _, err := reader.Seek(0, io.SeekEnd); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "entropy-gate.conf")
+	if err := os.WriteFile(conf, []byte("[Gate]\nThreshold=lots\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "config", "--check", "--config", conf)
+	cmd.Env = append(os.Environ(), mainEnv+"=1", "LANGUAGE=", "LC_ALL=C")
+	cmd.Stdout, cmd.Stderr = io.Discard, kmsg
+	cmd.Run()
+
+	// A record is "PRIORITY,SEQUENCE,TIME,FLAGS;MESSAGE", the priority
+	// with the facility: 8 for user programs.
+	want := fmt.Sprintf("%d,", 8+int(logging.Err))
+	var records []string
+	buf := make([]byte, 8192)
+	for {
+		n, err := reader.Read(buf)
+		if err != nil {
+			break // EAGAIN: no more records
+		}
+		record := string(buf[:n])
+		records = append(records, record)
+		if strings.Contains(record, conf) {
+			prefix, message, _ := strings.Cut(record, ";")
+			if !strings.HasPrefix(prefix, want) || !strings.HasPrefix(message, "entropy-gate: error: "+conf+":2: ") {
+				t.Errorf("kernel log record %q, want priority %s and entropy-gate: error: %s:2: …", record, want, conf)
+			}
+			return
+		}
+	}
+	t.Errorf("no record naming %s in the kernel log; new records: %q", conf, records)
+}
