@@ -285,7 +285,7 @@ func hwrngText(h doctor.HWRNG, tr *i18n.Translator) string {
 	}
 }
 
-func runSeedInit(_ context.Context, env Env, args []string) int {
+func runSeedInit(ctx context.Context, env Env, args []string) int {
 	fs := flag.NewFlagSet("seed init", flag.ContinueOnError)
 	tr := env.tr()
 	backend := fs.String("backend", "sector", tr.G("where to write the seed: sector or file"))
@@ -323,6 +323,12 @@ func runSeedInit(_ context.Context, env Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "entropy-gate seed init: %s\n", reason)
 		return ExitNotReady
 	}
+	unlock, err := lockSeeds(ctx, env)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "entropy-gate seed init: %v\n", err)
+		return ExitNotReady
+	}
+	defer unlock()
 	res := seeders.Seeder{Backend: b, Kernel: seeding.Kernel{Pool: env.Pool}}.Refresh()
 	if !res.Refreshed {
 		msg := res.Reason

@@ -83,6 +83,9 @@ type Loaded struct {
 	// found is what to mix and to chain into the next seed: the seed of a
 	// valid record, or the raw bytes of torn or foreign content.
 	found secret
+	// origin is the backend's record of what it saw, for its Store to
+	// check against (see Record.origin).
+	origin any
 }
 
 // Classify says what the bytes read from a seed location are. Foreign data
