@@ -218,6 +218,7 @@ func runSeedStatus(_ context.Context, env Env, args []string) int {
 func inspect(b seeding.Backend) backendStatus {
 	s := backendStatus{Backend: b.Name()}
 	loaded, err := b.Load()
+	defer loaded.Release()
 	if err != nil {
 		s.Error = err.Error()
 		return s

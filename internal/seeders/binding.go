@@ -155,22 +155,21 @@ func whyNotBound(r Record, here Binding, images []GUID) string {
 		return fmt.Sprintf("disk GUID %s is a published image's: every copy of the image holds this seed", here.DiskGUID)
 	}
 	want := r.Binding
-	if want.Serial != here.Serial {
-		return "written for a device with another serial number"
-	}
-	if want.DiskSize != here.DiskSize {
-		return fmt.Sprintf("written for a disk of %d bytes, this one has %d", want.DiskSize, here.DiskSize)
-	}
-	if want.FirstBoot {
-		return ""
+	if !want.FirstBoot {
+		switch {
+		case want.DiskGUID != here.DiskGUID:
+			return fmt.Sprintf("written for disk %s, this is disk %s", want.DiskGUID, here.DiskGUID)
+		case want.PartitionGUID != here.PartitionGUID:
+			return fmt.Sprintf("written for partition %s, this is partition %s", want.PartitionGUID, here.PartitionGUID)
+		case want.FileSystem != here.FileSystem || want.Inode != here.Inode:
+			return "written for another file (a copy)"
+		}
 	}
 	switch {
-	case want.DiskGUID != here.DiskGUID:
-		return fmt.Sprintf("written for disk %s, this is disk %s", want.DiskGUID, here.DiskGUID)
-	case want.PartitionGUID != here.PartitionGUID:
-		return fmt.Sprintf("written for partition %s, this is partition %s", want.PartitionGUID, here.PartitionGUID)
-	case want.FileSystem != here.FileSystem || want.Inode != here.Inode:
-		return "written for another file (a copy)"
+	case want.Serial != here.Serial:
+		return "written for a device with another serial number"
+	case want.DiskSize != here.DiskSize:
+		return fmt.Sprintf("written for a disk of %d bytes, this one has %d", want.DiskSize, here.DiskSize)
 	}
 	return ""
 }

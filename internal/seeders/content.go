@@ -107,6 +107,15 @@ func Classify(b []byte, foreign ForeignPolicy) (Loaded, error) {
 	}
 }
 
+// Release closes what Load keeps open for Store (a seed file, so that
+// Store can tell it was not moved or replaced). Seeder calls it when it is
+// done; other callers of Load should too. Releasing twice is harmless.
+func (l Loaded) Release() {
+	if o, ok := l.origin.(interface{ release() }); ok {
+		o.release()
+	}
+}
+
 // material returns the bytes to mix and to chain into the next seed; nil
 // for an empty location.
 func (l Loaded) material() []byte {
