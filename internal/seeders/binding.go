@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -201,4 +202,76 @@ func (r SysRoots) DiskSerial(major, minor uint32) (string, error) {
 		dir = filepath.Dir(dir)
 	}
 	return "", nil
+}
+
+// MediumBinding identifies the block device a file system is mounted
+// from, for records in a file on it (the FAT system partition): the serial
+// of its disk, the disk's size, and on a GPT disk the disk GUID and the
+// unique GUID of the partition (the entry that starts where the kernel
+// says the partition starts). A medium that is a whole disk, or on a disk
+// without a valid GPT, is bound by size and serial only. The FAT volume
+// serial is not used: Tails' first boot changes it.
+func (r SysRoots) MediumBinding(m Medium) (Binding, error) {
+	dir, err := r.blockDir(m)
+	if err != nil {
+		return Binding{}, err
+	}
+	serial, err := r.DiskSerial(m.Major, m.Minor)
+	if err != nil {
+		return Binding{}, err
+	}
+	b := Binding{Serial: SerialDigest(serial)}
+	diskDir := dir
+	if isPartition(dir) {
+		diskDir = filepath.Dir(dir)
+	}
+	sectors, err := readSysUint(filepath.Join(diskDir, "size"))
+	if err != nil {
+		return Binding{}, err
+	}
+	b.DiskSize = sectors * 512 // sysfs counts 512-byte units
+	if diskDir == dir {
+		return b, nil
+	}
+	start, err := readSysUint(filepath.Join(dir, "start"))
+	if err != nil {
+		return Binding{}, err
+	}
+	name, err := devName(diskDir)
+	if err != nil {
+		return Binding{}, err
+	}
+	d, err := openDevice(r.dev(name), 0, false)
+	if err != nil {
+		return Binding{}, fmt.Errorf("identify the disk of %s: %w", m.MountPoint, err)
+	}
+	defer d.f.Close()
+	ss := int64(d.sectorSize)
+	g, err := readGPT(d, ss, d.size/ss, 1)
+	if errors.Is(err, ErrUnsafe) {
+		return b, nil // no GPT to name the partition by
+	}
+	if err != nil {
+		return Binding{}, fmt.Errorf("identify the disk of %s: %w", m.MountPoint, err)
+	}
+	b.DiskGUID = g.diskGUID
+	for _, p := range g.starts {
+		if p.first*ss == int64(start)*512 {
+			b.PartitionGUID = p.unique
+		}
+	}
+	return b, nil
+}
+
+// readSysUint reads a sysfs attribute holding a decimal number.
+func readSysUint(path string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return n, nil
 }

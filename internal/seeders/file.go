@@ -75,7 +75,14 @@ func (f FileBackend) Load() (Loaded, error) {
 	}
 	file, b, st, err := readSeedFile(f.Path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Loaded{Content: ContentEmpty, ReadOnly: f.readOnly(), origin: &fileOrigin{path: f.Path}}, nil
+		origin := &fileOrigin{path: f.Path}
+		if f.onMedium != nil {
+			// What Store checks the medium against.
+			if origin.medium, err = f.onMedium(); err != nil {
+				return Loaded{}, err
+			}
+		}
+		return Loaded{Content: ContentEmpty, ReadOnly: f.readOnly(), origin: origin}, nil
 	}
 	if err != nil {
 		return Loaded{}, fmt.Errorf("read seed file: %w", err)
@@ -164,7 +171,7 @@ func (f FileBackend) readOnly() bool {
 // Load read (ErrChanged otherwise: it was moved, replaced or created
 // since), and that file is what gets scrubbed.
 func (f FileBackend) Store(r Record) error {
-	origin, err := f.origin(r)
+	origin, err := originOf[*fileOrigin](r, f.Path)
 	if err != nil {
 		return err
 	}
@@ -188,18 +195,7 @@ func (f FileBackend) Store(r Record) error {
 	return replaceFile(f.Path, 0o600, content, func() error { return scrubOldSeed(f.Path, origin) })
 }
 
-// origin returns what the Load that r derives from saw, or nil for a
-// record not derived from a load (a first seed written by hand).
-func (f FileBackend) origin(r Record) (*fileOrigin, error) {
-	if r.origin == nil {
-		return nil, nil
-	}
-	o, ok := r.origin.(*fileOrigin)
-	if !ok || o.path != f.Path {
-		return nil, fmt.Errorf("%s: %w: the record was loaded from another location", f.Path, ErrChanged)
-	}
-	return o, nil
-}
+func (o *fileOrigin) location() string { return o.path }
 
 // scrubOldSeed zeroes the old seed file's bytes in place and flushes them,
 // so that a seed about to be credited does not linger in the file's

@@ -25,6 +25,22 @@ func loadAndNext(t *testing.T, b Backend) (Loaded, Record) {
 	return loaded, next
 }
 
+// linkedStick is a stick with a creditable seed, a byte-exact copy of it,
+// and a link to the stick, as /dev/disk/by-id has.
+func linkedStick(t *testing.T) (link, first, second string) {
+	t.Helper()
+	dir := t.TempDir()
+	first = sgdiskStick(t, dir, 8<<20)
+	seedInit(t, first)
+	second = filepath.Join(dir, "second.img")
+	copyImage(t, first, second)
+	link = filepath.Join(dir, "by-id-link")
+	if err := os.Symlink(first, link); err != nil {
+		t.Fatal(err)
+	}
+	return link, first, second
+}
+
 // Issue 13, finding 3: between Load and Store the path may come to name
 // another disk (a /dev/disk/by-* link, a device name reused after a stick
 // swap), the disk may get new GUIDs, or another writer may replace the
@@ -52,15 +68,7 @@ func TestSectorStoreChecksWhatLoadSaw(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			first := sgdiskStick(t, dir, 8<<20)
-			seedInit(t, first)
-			second := filepath.Join(dir, "second.img")
-			copyImage(t, first, second)
-			link := filepath.Join(dir, "by-id-link")
-			if err := os.Symlink(first, link); err != nil {
-				t.Fatal(err)
-			}
+			link, first, second := linkedStick(t)
 
 			b := SectorBackend{Path: link}
 			_, next := loadAndNext(t, b)
@@ -90,15 +98,7 @@ func (b between) Store(r Record) error {
 
 // The same through the whole protocol: the seed is not credited.
 func TestSeedNotCreditedWhenPathRepointed(t *testing.T) {
-	dir := t.TempDir()
-	first := sgdiskStick(t, dir, 8<<20)
-	seedInit(t, first)
-	second := filepath.Join(dir, "second.img")
-	copyImage(t, first, second)
-	link := filepath.Join(dir, "by-id-link")
-	if err := os.Symlink(first, link); err != nil {
-		t.Fatal(err)
-	}
+	link, _, second := linkedStick(t)
 	repoint := func() {
 		os.Remove(link)
 		if err := os.Symlink(second, link); err != nil {

@@ -164,7 +164,7 @@ func (s SectorBackend) Store(r Record) (err error) {
 	if err != nil {
 		return err
 	}
-	loadedFrom, err := s.origin(r)
+	loadedFrom, err := originOf[*sectorOrigin](r, s.Path)
 	if err != nil {
 		return err
 	}
@@ -189,16 +189,20 @@ func (s SectorBackend) Store(r Record) (err error) {
 	return nil
 }
 
-// origin returns what the Load that r derives from saw, or nil for a
-// record not derived from a load (a first record written by hand): then
-// only the layout and content checks apply.
-func (s SectorBackend) origin(r Record) (*sectorOrigin, error) {
+func (o *sectorOrigin) location() string { return o.path }
+
+// originOf returns what the Load that r derives from saw, or nil for a
+// record not derived from a load (a first seed written by hand): then only
+// the backend's layout and content checks apply. A record loaded from
+// another location is refused.
+func originOf[T interface{ location() string }](r Record, path string) (T, error) {
+	var none T
 	if r.origin == nil {
-		return nil, nil
+		return none, nil
 	}
-	o, ok := r.origin.(*sectorOrigin)
-	if !ok || o.path != s.Path {
-		return nil, fmt.Errorf("%s: %w: the record was loaded from another location", s.Path, ErrChanged)
+	o, ok := r.origin.(T)
+	if !ok || o.location() != path {
+		return none, fmt.Errorf("%s: %w: the record was loaded from another location", path, ErrChanged)
 	}
 	return o, nil
 }
