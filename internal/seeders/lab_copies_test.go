@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +16,19 @@ import (
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/vmtest"
 )
+
+// buildGuestTests builds this package's tests as a static binary, the
+// lab guest's program.
+func buildGuestTests(ctx context.Context, t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "seeders.test")
+	build := exec.CommandContext(ctx, "go", "test", "-c", "-trimpath", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the test binary: %v: %s", err, out)
+	}
+	return bin
+}
 
 var copiesDisks = flag.String("copies-disks", "", "for TestGuestCopies in the QEMU lab: the stick, a blank disk with another serial, a blank disk without one, another stick")
 

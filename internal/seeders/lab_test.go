@@ -26,19 +26,6 @@ var labVfatTests = []string{
 // freshFAT call of labVfatTests, one for the benchmark.
 const labFATDisks = 6
 
-// buildGuestTests builds this package's tests as a static binary, the
-// lab guest's program.
-func buildGuestTests(ctx context.Context, t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "seeders.test")
-	build := exec.CommandContext(ctx, "go", "test", "-c", "-trimpath", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the test binary: %v: %s", err, out)
-	}
-	return bin
-}
-
 // TestLabVfat runs the TestVfat tests and BenchmarkVfatFATStore in the QEMU
 // lab, on Debian's kernel with virtio disks and vfat, which the host's
 // kernel may lack. This package's test binary, built static, is the
@@ -51,7 +38,12 @@ func TestLabVfat(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 
-	bin := buildGuestTests(ctx, t, dir)
+	bin := filepath.Join(dir, "seeders.test")
+	build := exec.CommandContext(ctx, "go", "test", "-c", "-trimpath", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the test binary: %v: %s", err, out)
+	}
 
 	stick := filepath.Join(dir, "stick.img")
 	if _, err := vmtest.NewStick(ctx, stick, vmtest.MinStickSize); err != nil {
