@@ -223,6 +223,7 @@ func runSeedStatus(_ context.Context, env Env, args []string) int {
 func inspect(b seeding.Backend) backendStatus {
 	s := backendStatus{Backend: b.Name()}
 	loaded, err := b.Load()
+	defer loaded.Release()
 	if err != nil {
 		s.Error = err.Error()
 		return s
@@ -290,7 +291,7 @@ func hwrngText(h doctor.HWRNG, tr *i18n.Translator) string {
 	}
 }
 
-func runSeedInit(_ context.Context, env Env, args []string) int {
+func runSeedInit(ctx context.Context, env Env, args []string) int {
 	fs := flag.NewFlagSet("seed init", flag.ContinueOnError)
 	tr := env.tr()
 	backend := fs.String("backend", "sector", tr.G("where to write the seed: sector or file"))
@@ -328,6 +329,12 @@ func runSeedInit(_ context.Context, env Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "entropy-gate seed init: %s\n", reason)
 		return ExitNotReady
 	}
+	unlock, err := lockSeeds(ctx, env)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "entropy-gate seed init: %v\n", err)
+		return ExitNotReady
+	}
+	defer unlock()
 	res := seeders.Seeder{Backend: b, Kernel: seeding.Kernel{Pool: env.Pool}}.Refresh()
 	if !res.Refreshed {
 		msg := res.Reason

@@ -252,3 +252,31 @@ func TestFindBootDiskOnWholeLoopDevice(t *testing.T) {
 		t.Fatalf("FindBootDisk = %v, want ErrNotPartition", err)
 	}
 }
+
+func TestDiskSerial(t *testing.T) {
+	roots := fixtureRoots(t)
+	tests := []struct {
+		name         string
+		major, minor uint32
+		want         string
+		wantErr      bool
+	}{
+		{name: "USB stick", major: 8, minor: 16, want: "4C530001230522117383"},
+		{name: "USB stick's partition", major: 8, minor: 17, want: "4C530001230522117383"},
+		{name: "USB stick without a serial, never its hub's", major: 8, minor: 32},
+		{name: "virtio disk", major: 253, minor: 0, want: "entropy-gate-lab"},
+		{name: "virtio disk without a serial", major: 253, minor: 16},
+		{name: "NVMe", major: 259, minor: 0, want: "S4EWNX0R123456"},
+		{name: "MMC card", major: 179, minor: 0, want: "0x3a2c1b0f"},
+		{name: "loop device", major: 7, minor: 0},
+		{name: "pulled out", major: 8, minor: 80, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := roots.DiskSerial(tt.major, tt.minor)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Fatalf("DiskSerial(%d:%d) = %q, %v; want %q (error %t)", tt.major, tt.minor, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}

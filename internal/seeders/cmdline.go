@@ -203,7 +203,7 @@ func rewriteBootConfig(path string, e BootConfigEdit) (int, error) {
 	if changed == 0 || bytes.Equal(out, text) {
 		return 0, nil
 	}
-	if err := replaceFile(path, out, mode, false); err != nil {
+	if err := replaceFile(path, mode, fixedContent(out), nil); err != nil {
 		return 0, err
 	}
 	return changed, nil
@@ -241,12 +241,13 @@ func readRegular(path string, limit int) ([]byte, fs.FileMode, error) {
 
 // replaceFile replaces path with data atomically and durably: a temporary
 // file in the same directory, given path's mode, written and fsync'd;
-// with scrub, the old file's bytes zeroed in place and fsync'd, so a seed
-// already used does not linger in freed blocks of the medium; the rename;
-// then an fsync of the renamed file itself, which on vfat is what writes
-// the directory entry pointing at the new data (fsync of the directory
-// does not); the directory fsync'd; the file read back.
-func replaceFile(path string, data []byte, mode fs.FileMode, scrub bool) error {
+// beforeRename, if set (a seed file's scrub of the old seed), run; the
+// rename; then an fsync of the renamed file itself, which on vfat is what
+// writes the directory entry pointing at the new data (fsync of the
+// directory does not); the directory fsync'd; the file read back. content
+// makes the data from the temporary file, which is the new file: a seed
+// record is bound to its inode.
+func replaceFile(path string, mode fs.FileMode, content func(tmp *os.File) ([]byte, error), beforeRename func() error) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -260,14 +261,18 @@ func replaceFile(path string, data []byte, mode fs.FileMode, scrub bool) error {
 	if err := setMode(tmp, mode); err != nil {
 		return fail(err)
 	}
+	data, err := content(tmp)
+	if err != nil {
+		return fail(err)
+	}
 	if _, err := tmp.Write(data); err != nil {
 		return fail(err)
 	}
 	if err := tmp.Sync(); err != nil {
 		return fail(err)
 	}
-	if scrub {
-		if err := zeroInPlace(path); err != nil {
+	if beforeRename != nil {
+		if err := beforeRename(); err != nil {
 			return fail(err)
 		}
 	}
@@ -294,28 +299,10 @@ func replaceFile(path string, data []byte, mode fs.FileMode, scrub bool) error {
 	return nil
 }
 
-// zeroInPlace overwrites a regular file's bytes with zeros and flushes
-// them; a missing file has nothing to scrub.
-func zeroInPlace(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("scrub old seed: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		return fmt.Errorf("scrub old seed: not a regular file (%v)", err)
-	}
-	if _, err := f.WriteAt(make([]byte, st.Size()), 0); err != nil {
-		return fmt.Errorf("scrub old seed: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("scrub old seed: %w", err)
-	}
-	return nil
+// fixedContent is replaceFile's content for data that does not depend on
+// the new file.
+func fixedContent(data []byte) func(*os.File) ([]byte, error) {
+	return func(*os.File) ([]byte, error) { return data, nil }
 }
 
 // setMode gives f the mode, unless it has it already. On vfat every file

@@ -83,6 +83,9 @@ type Loaded struct {
 	// found is what to mix and to chain into the next seed: the seed of a
 	// valid record, or the raw bytes of torn or foreign content.
 	found secret
+	// origin is the backend's record of what it saw, for its Store to
+	// check against (see Record.origin).
+	origin any
 }
 
 // Classify says what the bytes read from a seed location are. Foreign data
@@ -101,6 +104,15 @@ func Classify(b []byte, foreign ForeignPolicy) (Loaded, error) {
 		return Loaded{Content: ContentForeign, found: newSecret(b)}, nil
 	default:
 		return Loaded{}, ErrForeign
+	}
+}
+
+// Release closes what Load keeps open for Store (a seed file, so that
+// Store can tell it was not moved or replaced). Seeder calls it when it is
+// done; other callers of Load should too. Releasing twice is harmless.
+func (l Loaded) Release() {
+	if o, ok := l.origin.(interface{ release() }); ok {
+		o.release()
 	}
 }
 

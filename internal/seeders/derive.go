@@ -61,7 +61,8 @@ func (e Env) bootID() []byte {
 // weaker than the old one: prev's seed (or the raw bytes of a torn or
 // foreign location) is hashed in. It is creditable iff the CRNG was
 // initialized before the fresh bytes were read; a failed probe counts as not
-// initialized.
+// initialized. The backend binds it to its medium when it stores it, after
+// checking that the location still holds what prev was loaded from.
 func NextRecord(k Kernel, env Env, prev Loaded) (Record, error) {
 	ready, err := k.Ready()
 	ready = ready && err == nil
@@ -87,7 +88,7 @@ func NextRecord(k Kernel, env Env, prev Loaded) (Record, error) {
 	writeField(h, env.bootID())
 	writeUint64(h, gen)
 
-	return Record{Generation: gen, Creditable: ready, seed: newSecret(h.Sum(nil))}, nil
+	return Record{Version: recordVersion, Generation: gen, Creditable: ready, seed: newSecret(h.Sum(nil)), origin: prev.origin}, nil
 }
 
 // nextGeneration continues prev's count, or starts at a random value so the

@@ -9,12 +9,20 @@
 //     (ErrNotRecord) from a torn record of ours (ErrChecksum, ErrVersion).
 //     NextRecord derives a replacement from the old seed, fresh kernel
 //     randomness, clocks and the boot id, so a new seed never regresses.
+//   - Binding ties a record to the medium it was written for (disk and
+//     partition GUIDs, disk size, the serial number sysfs shows, or a seed
+//     file's inode); a record found anywhere else is never credited, so a
+//     copied stick or a restored seed file cannot credit a seed twice.
+//     A record written on a published image's disk is credited only after
+//     Tails' first boot has given the disk GUIDs of its own.
 //   - CheckLayout decides from the partition tables alone whether a raw
 //     sector of a disk is provably unused (DESIGN rule 5); Classify decides
 //     whether its current content is ours to replace.
 //   - SectorBackend, FATBackend, FileBackend and CmdlineBackend read and
 //     write one seed location each, and re-check safety on a fresh read
-//     before every write. FATBackend and CmdlineBackend remount the boot
+//     before every write, including that the location is still the one
+//     Load read (the Load's observation travels with the record NextRecord
+//     derives from it). FATBackend and CmdlineBackend remount the boot
 //     medium read-write only while they replace a file, and read-only again
 //     on every path (Mounts). SysRoots finds the boot medium's disk.
 //   - Seeder runs the protocol for one backend: load, write and verify the

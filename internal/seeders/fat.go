@@ -24,6 +24,12 @@ const DefaultFATSeedFile = "live/entropy-gate.seed"
 // and may be credited (DESIGN rules 3 and 6). Mounted with the default
 // umask (0022) every user can read it, so it is mixed and refreshed but
 // never credited.
+//
+// Records are bound to the partition (SysRoots.MediumBinding): disk GUID,
+// partition GUID, disk size and serial, so a file-level copy of the
+// system partition onto another stick is mixed, never credited. Tails'
+// first boot changes the GUIDs and the FAT serial: a record the installer
+// wrote before it is a first-boot record (Binding.FirstBoot).
 type FATBackend struct {
 	// Medium is the partition's mount point, DefaultBootMedium if empty.
 	Medium string
@@ -32,15 +38,29 @@ type FATBackend struct {
 	Path string
 	// Mounts reads and switches the mount; nil means SystemMounts{}.
 	Mounts Mounts
+	// Roots is where the partition's disk is identified (sysfs, /dev).
+	Roots SysRoots
+	// ImageDiskGUIDs are published images' disk GUIDs besides Tails', as
+	// for SectorBackend.
+	ImageDiskGUIDs []GUID
 }
 
 func (f FATBackend) medium() string { return orDefault(f.Medium, DefaultBootMedium) }
 
 func (f FATBackend) mounts() Mounts { return mountsOrSystem(f.Mounts) }
 
-func (f FATBackend) file() (FileBackend, error) {
+// file is the seed file on the medium med, bound to med's block device;
+// a medium without one (tmpfs) binds it to its inode like any file.
+func (f FATBackend) file(med Medium) (FileBackend, error) {
 	path, err := onMedium(f.medium(), orDefault(f.Path, DefaultFATSeedFile))
-	return FileBackend{Path: path}, err
+	if err != nil {
+		return FileBackend{}, err
+	}
+	file := FileBackend{Path: path, images: f.ImageDiskGUIDs}
+	if med.Major != 0 {
+		file.onMedium = func() (Binding, error) { return f.Roots.MediumBinding(med) }
+	}
+	return file, nil
 }
 
 // Name identifies the backend in results and logs.
@@ -52,11 +72,11 @@ func (f FATBackend) Name() string {
 // read-only (mix only) when it can never be written: an ISO 9660 or UDF
 // file system, a read-only device. That it is mounted read-only is normal.
 func (f FATBackend) Load() (Loaded, error) {
-	file, err := f.file()
+	med, err := f.mounts().Medium(f.medium())
 	if err != nil {
 		return Loaded{}, err
 	}
-	med, err := f.mounts().Medium(f.medium())
+	file, err := f.file(med)
 	if err != nil {
 		return Loaded{}, err
 	}
@@ -73,7 +93,11 @@ func (f FATBackend) Load() (Loaded, error) {
 // Store replaces the seed file while the partition is remounted
 // read-write.
 func (f FATBackend) Store(r Record) error {
-	file, err := f.file()
+	med, err := f.mounts().Medium(f.medium())
+	if err != nil {
+		return err
+	}
+	file, err := f.file(med)
 	if err != nil {
 		return err
 	}

@@ -22,8 +22,11 @@ func TestFileBackendLoad(t *testing.T) {
 	}{
 		{name: "missing file", setup: func(*testing.T, string) {}, want: ContentEmpty},
 		{name: "proper seed file", setup: func(t *testing.T, path string) {
-			writeFile(t, path, mustEncode(t, rec), 0o600)
+			writeBoundSeed(t, path, rec)
 		}, want: ContentRecord},
+		{name: "seed file bound to another file", setup: func(t *testing.T, path string) {
+			writeFile(t, path, mustEncode(t, rec), 0o600)
+		}, want: ContentRecord, wantNoCredit: "written for"},
 		{name: "group-readable", setup: func(t *testing.T, path string) {
 			writeFile(t, path, mustEncode(t, rec), 0o640)
 		}, want: ContentRecord, wantNoCredit: "mode"},
@@ -90,6 +93,24 @@ func TestFileBackendLoad(t *testing.T) {
 				t.Fatalf("NoCredit = %q, want %q", l.NoCredit, tt.wantNoCredit)
 			}
 		})
+	}
+}
+
+// writeBoundSeed writes rec to a new seed file at path, bound to that file,
+// as FileBackend.Store would.
+func writeBoundSeed(t *testing.T, path string, rec Record) {
+	t.Helper()
+	writeFile(t, path, make([]byte, RecordSize), 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if rec.Binding, err = (FileBackend{}).binding(f); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(mustEncode(t, rec), 0); err != nil {
+		t.Fatal(err)
 	}
 }
 

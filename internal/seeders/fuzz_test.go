@@ -37,6 +37,17 @@ func FuzzParseRecord(f *testing.F) {
 			}
 			return
 		}
+		if l, err := Classify(data, ForeignRefuse); err != nil || l.Content != ContentRecord {
+			t.Fatalf("Classify of a valid record = %v, %v", l.Content, err)
+		}
+		if rec.Version == recordVersion1 {
+			// Never written again, so nothing to encode back; it is
+			// bound to nothing and so never credited.
+			if rec.Binding != (Binding{}) || whyNotBound(rec, Binding{}, nil) == "" {
+				t.Fatalf("a version 1 record parsed as bound: %#v", rec)
+			}
+			return
+		}
 		enc, err := rec.Encode()
 		if err != nil {
 			t.Fatal(err)
@@ -45,11 +56,8 @@ func FuzzParseRecord(f *testing.F) {
 			t.Fatal("a parsed record does not encode back to the bytes it came from")
 		}
 		again, err := ParseRecord(enc)
-		if err != nil || again.Generation != rec.Generation || again.Creditable != rec.Creditable || !bytes.Equal(again.seed(), rec.seed()) {
+		if err != nil || again.Generation != rec.Generation || again.Creditable != rec.Creditable || again.Binding != rec.Binding || !bytes.Equal(again.seed(), rec.seed()) {
 			t.Fatalf("re-parse = %v, %v; want %v", again, err, rec)
-		}
-		if l, err := Classify(data, ForeignRefuse); err != nil || l.Content != ContentRecord {
-			t.Fatalf("Classify of a valid record = %v, %v", l.Content, err)
 		}
 	})
 }
@@ -338,7 +346,11 @@ func seedCorpus(t testing.TB) map[string]map[string][]byte {
 		"magic-only":     recordMagic[:],
 		"zero":           make([]byte, 512),
 		"foreign":        bytes.Repeat([]byte{0xa5}, 512),
-		"newer-version":  append(append([]byte(nil), valid[:offVersion]...), append([]byte{2, 0}, valid[offVersion+2:]...)...),
+		"newer-version":  append(append([]byte(nil), valid[:offVersion]...), append([]byte{3, 0}, valid[offVersion+2:]...)...),
+		"bound":          mustEncode(t, boundRecord(3, 9, true, testBinding())),
+		"first-boot":     mustEncode(t, boundRecord(4, 1, true, Binding{DiskGUID: TailsImageDiskGUID, DiskSize: 8 << 30, Serial: SerialDigest("4C530001"), FirstBoot: true})),
+		"version-1":      encodeV1(5, 11, true),
+		"version-1-torn": encodeV1(6, 12, true)[:recordSizeV1-1],
 	}
 	return map[string]map[string][]byte{"FuzzCheckLayout": layout, "FuzzParseRecord": records}
 }

@@ -206,8 +206,9 @@ type gpt struct {
 }
 
 type partitionStart struct {
-	entry int // 1-based, as partition tools number them
-	first int64
+	entry  int // 1-based, as partition tools number them
+	first  int64
+	unique GUID
 }
 
 // readGPT reads and validates the header at LBA at and its entry array:
@@ -279,7 +280,9 @@ func readGPT(r io.ReaderAt, ss, sectors, at int64) (gpt, error) {
 		if allZero(e[:16]) && allZero(e[32:48]) {
 			continue
 		}
-		g.starts = append(g.starts, partitionStart{entry: int(i) + 1, first: first})
+		p := partitionStart{entry: int(i) + 1, first: first}
+		copy(p.unique[:], e[16:32])
+		g.starts = append(g.starts, p)
 	}
 	return g, nil
 }

@@ -11,14 +11,21 @@ import (
 	"io"
 )
 
-// The record layout, version 1 (little-endian, like GPT). docs/seed-format.md
-// explains each choice.
+// The record layout, version 2 (little-endian, like GPT). docs/seed-format.md
+// explains each choice. Version 1 was the first 52 bytes and a checksum,
+// without the binding to a medium.
 const (
-	offVersion    = 8
-	offFlags      = 10
-	offGeneration = 12
-	offSeed       = 20
-	offChecksum   = offSeed + SeedSize
+	offVersion       = 8
+	offFlags         = 10
+	offGeneration    = 12
+	offSeed          = 20
+	offDiskGUID      = offSeed + SeedSize
+	offPartitionGUID = offDiskGUID + 16
+	offDiskSize      = offPartitionGUID + 16
+	offSerial        = offDiskSize + 8
+	offFileSystem    = offSerial + sha256.Size
+	offInode         = offFileSystem + 8
+	offChecksum      = offInode + 8
 
 	// SeedSize is the number of seed bytes in a record: 256 bits, the size of
 	// the kernel CRNG's key and the credit that initializes it on every
@@ -28,8 +35,16 @@ const (
 	// zero.
 	RecordSize = offChecksum + sha256.Size
 
-	recordVersion  = 1
+	recordVersion  = 2
 	flagCreditable = 1 << 0
+	flagFirstBoot  = 1 << 1
+	knownFlags     = flagCreditable | flagFirstBoot
+
+	// A version 1 record: no binding, the checksum right after the seed.
+	recordVersion1 = 1
+	offChecksumV1  = offDiskGUID
+	recordSizeV1   = offChecksumV1 + sha256.Size
+	knownFlagsV1   = flagCreditable
 )
 
 // recordMagic starts every record. Like PNG's signature it has a high-bit
@@ -67,52 +82,81 @@ func newSecret(b []byte) secret {
 // cannot be encoded. Its methods print a summary; the seed itself is a
 // secret, so not even a Record in another type's unexported field leaks it.
 type Record struct {
+	// Version is the format the record was read in: 2 (RecordSize bytes,
+	// bound to a medium) or 1 (bound to nothing, never credited). A record
+	// is always written in version 2.
+	Version int
 	// Generation counts writes. It starts at a random value, so one image
 	// of a stick does not tell how often it was booted.
 	Generation uint64
 	// Creditable says the seed was made while the kernel CRNG was
 	// initialized; only such a seed may ever be credited.
 	Creditable bool
+	// Binding is the medium the record was written for. A backend sets it
+	// when it stores the record, from what it finds there.
+	Binding Binding
 
 	seed secret
+
+	// origin is what the backend saw when it loaded the record this one
+	// replaces (NextRecord carries it over): Store checks that the location
+	// still holds it before writing.
+	origin any
 }
 
-// ParseRecord parses the record at the start of b; bytes after RecordSize
+// ParseRecord parses the record at the start of b; bytes after the record
 // (the padding of a sector) are ignored. The error wraps ErrNotRecord,
 // ErrChecksum or ErrVersion and never contains seed bytes.
 func ParseRecord(b []byte) (Record, error) {
 	if !hasMagic(b) {
 		return Record{}, ErrNotRecord
 	}
-	if len(b) < RecordSize {
-		return Record{}, fmt.Errorf("%w: truncated to %d of %d bytes", ErrChecksum, len(b), RecordSize)
+	if len(b) < offFlags {
+		return Record{}, fmt.Errorf("%w: truncated to %d bytes", ErrChecksum, len(b))
 	}
-	if v := binary.LittleEndian.Uint16(b[offVersion:]); v != recordVersion {
-		return Record{}, fmt.Errorf("%w %d", ErrVersion, v)
+	version := binary.LittleEndian.Uint16(b[offVersion:])
+	var size, sumAt int
+	var known uint16
+	switch version {
+	case recordVersion:
+		size, sumAt, known = RecordSize, offChecksum, knownFlags
+	case recordVersion1:
+		size, sumAt, known = recordSizeV1, offChecksumV1, knownFlagsV1
+	default:
+		return Record{}, fmt.Errorf("%w %d", ErrVersion, version)
 	}
-	sum := sha256.Sum256(b[:offChecksum])
-	if subtle.ConstantTimeCompare(sum[:], b[offChecksum:RecordSize]) != 1 {
+	if len(b) < size {
+		return Record{}, fmt.Errorf("%w: truncated to %d of %d bytes", ErrChecksum, len(b), size)
+	}
+	sum := sha256.Sum256(b[:sumAt])
+	if subtle.ConstantTimeCompare(sum[:], b[sumAt:size]) != 1 {
 		return Record{}, ErrChecksum
 	}
 	flags := binary.LittleEndian.Uint16(b[offFlags:])
-	if flags&^flagCreditable != 0 {
+	if flags&^known != 0 {
 		// An unknown flag may restrict use (say, "never credit"): do not
 		// guess what it means.
 		return Record{}, fmt.Errorf("%w: unknown flags %#04x", ErrVersion, flags)
 	}
-	return Record{
+	r := Record{
+		Version:    int(version),
 		Generation: binary.LittleEndian.Uint64(b[offGeneration:]),
 		Creditable: flags&flagCreditable != 0,
-		seed:       newSecret(b[offSeed:offChecksum]),
-	}, nil
+		seed:       newSecret(b[offSeed : offSeed+SeedSize]),
+	}
+	if version == recordVersion {
+		r.Binding = decodeBinding(b, flags&flagFirstBoot != 0)
+	}
+	return r, nil
 }
 
 func hasMagic(b []byte) bool {
 	return len(b) >= len(recordMagic) && bytes.Equal(b[:len(recordMagic)], recordMagic[:])
 }
 
-// Encode returns the RecordSize bytes of r. The result contains the seed:
-// write it, never print it.
+// Encode returns the RecordSize bytes of r, in the current version
+// whatever r.Version says. The result contains the seed: write it, never
+// print it.
 func (r Record) Encode() ([]byte, error) {
 	if r.seed == nil {
 		return nil, errors.New("encode seed record: record holds no seed")
@@ -124,9 +168,13 @@ func (r Record) Encode() ([]byte, error) {
 	if r.Creditable {
 		flags |= flagCreditable
 	}
+	if r.Binding.FirstBoot {
+		flags |= flagFirstBoot
+	}
 	binary.LittleEndian.PutUint16(b[offFlags:], flags)
 	binary.LittleEndian.PutUint64(b[offGeneration:], r.Generation)
 	copy(b[offSeed:], r.seed())
+	r.Binding.encode(b)
 	sum := sha256.Sum256(b[:offChecksum])
 	copy(b[offChecksum:], sum[:])
 	return b, nil
@@ -137,12 +185,20 @@ func (r Record) String() string {
 	if r.seed == nil {
 		return "empty seed record"
 	}
-	return fmt.Sprintf("seed record v%d, generation %d, creditable %t", recordVersion, r.Generation, r.Creditable)
+	return fmt.Sprintf("seed record v%d, generation %d, creditable %t, %s", r.version(), r.Generation, r.Creditable, r.Binding)
+}
+
+// version is the version r was read in, or will be written in.
+func (r Record) version() int {
+	if r.Version == 0 {
+		return recordVersion
+	}
+	return r.Version
 }
 
 // GoString is the %#v form, without the seed.
 func (r Record) GoString() string {
-	return fmt.Sprintf("seeders.Record{Generation:%#x, Creditable:%t, seed:redacted}", r.Generation, r.Creditable)
+	return fmt.Sprintf("seeders.Record{Version:%d, Generation:%#x, Creditable:%t, Binding:%#v, seed:redacted}", r.Version, r.Generation, r.Creditable, r.Binding)
 }
 
 // Format prints r for every verb (%x and %d included) as String, or as
@@ -162,8 +218,9 @@ func (r Record) MarshalJSON() ([]byte, error) {
 		return []byte("null"), nil
 	}
 	return json.Marshal(struct {
-		Version    int    `json:"version"`
-		Generation uint64 `json:"generation"`
-		Creditable bool   `json:"creditable"`
-	}{recordVersion, r.Generation, r.Creditable})
+		Version    int     `json:"version"`
+		Generation uint64  `json:"generation"`
+		Creditable bool    `json:"creditable"`
+		Binding    Binding `json:"binding"`
+	}{r.version(), r.Generation, r.Creditable, r.Binding})
 }

@@ -11,16 +11,57 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders/internal/gptimage"
 )
 
 // testRecord makes a record whose seed is the byte pattern start, start+1, …
-// so that tests can look for it in output.
+// so that tests can look for it in output. It is bound to the Tails-like
+// test image (tailsImage), as if written there.
 func testRecord(start byte, gen uint64, creditable bool) Record {
 	seed := make([]byte, SeedSize)
 	for i := range seed {
 		seed[i] = start + byte(i)
 	}
-	return Record{Generation: gen, Creditable: creditable, seed: newSecret(seed)}
+	return Record{Version: recordVersion, Generation: gen, Creditable: creditable, Binding: tailsImageBinding(), seed: newSecret(seed)}
+}
+
+// tailsImageBinding is what a record written on tailsImage is bound to.
+func tailsImageBinding() Binding {
+	return Binding{DiskGUID: GUID(gptimage.TailsLike(tailsSectors).DiskGUID), DiskSize: tailsSectors * 512}
+}
+
+// boundRecord is testRecord bound to a medium.
+func boundRecord(start byte, gen uint64, creditable bool, b Binding) Record {
+	r := testRecord(start, gen, creditable)
+	r.Binding = b
+	return r
+}
+
+// testBinding is a stick after its first boot: GUIDs of its own, a serial.
+func testBinding() Binding {
+	return Binding{
+		DiskGUID:      mustParseGUID("0B5A5E3C-1D4F-4E8A-9C2B-7F6E5D4C3B2A"),
+		PartitionGUID: mustParseGUID("6E1F2A3B-4C5D-4E6F-8A9B-0C1D2E3F4A5B"),
+		DiskSize:      8 << 30,
+		Serial:        SerialDigest("4C530001"),
+	}
+}
+
+// encodeV1 writes a version 1 record, as entropy-gate did before records
+// were bound to their medium.
+func encodeV1(start byte, gen uint64, creditable bool) []byte {
+	b := make([]byte, recordSizeV1)
+	copy(b, recordMagic[:])
+	binary.LittleEndian.PutUint16(b[offVersion:], recordVersion1)
+	if creditable {
+		b[offFlags] = flagCreditable
+	}
+	binary.LittleEndian.PutUint64(b[offGeneration:], gen)
+	copy(b[offSeed:], testRecord(start, gen, creditable).seed())
+	sum := sha256.Sum256(b[:offChecksumV1])
+	copy(b[offChecksumV1:], sum[:])
+	return b
 }
 
 func mustEncode(t testing.TB, r Record) []byte {
@@ -68,6 +109,9 @@ func TestRecordRoundTrip(t *testing.T) {
 		{name: "creditable", rec: testRecord(1, 7, true)},
 		{name: "not creditable", rec: testRecord(0x80, 0, false)},
 		{name: "max generation", rec: testRecord(0xff, ^uint64(0), true)},
+		{name: "bound", rec: boundRecord(2, 8, true, testBinding())},
+		{name: "first boot", rec: boundRecord(3, 9, true, Binding{DiskGUID: TailsImageDiskGUID, DiskSize: 1 << 30, Serial: SerialDigest("x"), FirstBoot: true})},
+		{name: "file", rec: boundRecord(4, 10, true, Binding{FileSystem: 0x1234_5678_9abc_def0, Inode: 131077})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,7 +125,7 @@ func TestRecordRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseRecord: %v", err)
 			}
-			if got.Generation != tt.rec.Generation || got.Creditable != tt.rec.Creditable || !bytes.Equal(got.seed(), tt.rec.seed()) {
+			if got.Version != 2 || got.Generation != tt.rec.Generation || got.Creditable != tt.rec.Creditable || got.Binding != tt.rec.Binding || !bytes.Equal(got.seed(), tt.rec.seed()) {
 				t.Fatalf("round trip changed the record: got %v, want %v", got, tt.rec)
 			}
 		})
@@ -115,6 +159,13 @@ func TestParseRecordErrors(t *testing.T) {
 			copy(b[offChecksum:], sum[:])
 		})
 	}
+	resealedV1 := func(f func(b []byte)) []byte {
+		return modified2(encodeV1(1, 1, true), func(b []byte) {
+			f(b)
+			sum := sha256.Sum256(b[:offChecksumV1])
+			copy(b[offChecksumV1:], sum[:])
+		})
+	}
 	tests := []struct {
 		name string
 		in   []byte
@@ -132,9 +183,18 @@ func TestParseRecordErrors(t *testing.T) {
 		{name: "generation changed", in: modified(func(b []byte) { b[offGeneration]++ }), want: ErrChecksum},
 		{name: "checksum bit flip", in: modified(func(b []byte) { b[RecordSize-1] ^= 0x80 }), want: ErrChecksum},
 		{name: "torn half", in: append(append([]byte(nil), valid[:40]...), make([]byte, 472)...), want: ErrChecksum},
-		{name: "newer version", in: resealed(func(b []byte) { binary.LittleEndian.PutUint16(b[offVersion:], 2) }), want: ErrVersion},
+		{name: "disk GUID changed", in: modified(func(b []byte) { b[offDiskGUID+3] ^= 1 }), want: ErrChecksum},
+		{name: "partition GUID changed", in: modified(func(b []byte) { b[offPartitionGUID] ^= 1 }), want: ErrChecksum},
+		{name: "serial changed", in: modified(func(b []byte) { b[offSerial+31] ^= 1 }), want: ErrChecksum},
+		{name: "inode changed", in: modified(func(b []byte) { b[offInode]++ }), want: ErrChecksum},
+		{name: "first-boot flag set", in: modified(func(b []byte) { b[offFlags] |= flagFirstBoot }), want: ErrChecksum},
+		{name: "version 1 truncated", in: encodeV1(1, 1, true)[:recordSizeV1-1], want: ErrChecksum},
+		{name: "version 1 checksum bit flip", in: modified2(encodeV1(1, 1, true), func(b []byte) { b[offSeed] ^= 1 }), want: ErrChecksum},
+		{name: "version 2 cut to a version 1 size", in: valid[:recordSizeV1], want: ErrChecksum},
+		{name: "newer version", in: resealed(func(b []byte) { binary.LittleEndian.PutUint16(b[offVersion:], 3) }), want: ErrVersion},
 		{name: "version zero", in: modified(func(b []byte) { binary.LittleEndian.PutUint16(b[offVersion:], 0) }), want: ErrVersion},
-		{name: "unknown flag", in: resealed(func(b []byte) { b[offFlags] |= 0x02 }), want: ErrVersion},
+		{name: "unknown flag", in: resealed(func(b []byte) { b[offFlags] |= 0x04 }), want: ErrVersion},
+		{name: "first-boot flag on version 1", in: resealedV1(func(b []byte) { b[offFlags] |= flagFirstBoot }), want: ErrVersion},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,6 +208,28 @@ func TestParseRecordErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func modified2(b []byte, f func(b []byte)) []byte {
+	f(b)
+	return b
+}
+
+// A version 1 record parses, so its seed is mixed and chained into the
+// next one, but it is bound to nothing and so never credited anywhere.
+func TestParseVersion1(t *testing.T) {
+	sector := append(encodeV1(7, 99, true), make([]byte, 512-recordSizeV1)...)
+	got, err := ParseRecord(sector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := testRecord(7, 99, true)
+	if got.Version != 1 || got.Generation != 99 || !got.Creditable || got.Binding != (Binding{}) || !bytes.Equal(got.seed(), want.seed()) {
+		t.Fatalf("ParseRecord(v1) = %#v", got)
+	}
+	if why := whyNotBound(got, testBinding(), nil); !strings.Contains(why, "version 1") {
+		t.Fatalf("whyNotBound(v1) = %q, want a refusal naming version 1", why)
 	}
 }
 
@@ -203,7 +285,7 @@ func TestRecordNeverPrintsSeed(t *testing.T) {
 		Creditable bool   `json:"creditable"`
 	}
 	j, _ := json.Marshal(rec)
-	if err := json.Unmarshal(j, &meta); err != nil || meta.Version != 1 || meta.Generation != 5 || !meta.Creditable {
+	if err := json.Unmarshal(j, &meta); err != nil || meta.Version != 2 || meta.Generation != 5 || !meta.Creditable {
 		t.Fatalf("json = %s, want the metadata", j)
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -21,9 +21,15 @@ var (
 	ErrVerify = errors.New("read-back differs from the data written")
 )
 
+// ErrChanged: the seed location is not what Load saw (another disk
+// behind the path, other content in the sector, a seed file moved or
+// replaced), so nothing is written and nothing credited.
+var ErrChanged = errors.New("seed location changed since it was loaded")
+
 // SectorBackend keeps the seed in one raw sector of a block device or disk
 // image. Every Load and Store opens the disk afresh and checks layout and
 // content (DESIGN rule 5) on what it reads in that open, before any write.
+// Records are bound to the disk (Binding): its GUID, size and serial.
 type SectorBackend struct {
 	// Path is the whole-disk block device (or a disk image file).
 	Path string
@@ -36,10 +42,23 @@ type SectorBackend struct {
 	// a sector of unknown content (the Tails 6.4 random sector) is then
 	// mixed once and replaced.
 	Foreign ForeignPolicy
-	// ImageDiskGUIDs are the disk GUIDs of published images: a disk that
-	// still has one is a fresh copy of the image, and a seed on it is
-	// everyone's (DESIGN rule 3).
+	// ImageDiskGUIDs are the disk GUIDs of published images besides Tails'
+	// (TailsImageDiskGUID): a disk that still has one is a fresh copy of the
+	// image, and a seed on it is everyone's (DESIGN rule 3).
 	ImageDiskGUIDs []GUID
+	// Roots is where the disk's serial number is read (sysfs).
+	Roots SysRoots
+}
+
+// sectorOrigin is what Load saw, for Store to compare: the same device
+// (st_rdev, or st_dev and st_ino of an image file), the same medium, and
+// the same sector bytes, or the record Store wrote itself since.
+type sectorOrigin struct {
+	path    string
+	device  [2]uint64
+	medium  Binding
+	sector  secret
+	written secret
 }
 
 func (s SectorBackend) lba() int64 {
@@ -54,8 +73,9 @@ func (s SectorBackend) Name() string {
 	return fmt.Sprintf("sector:%s@%d", s.Path, s.lba())
 }
 
-// Load reads and classifies the seed sector. It opens the disk read-only:
-// udev re-probes a disk whenever a writer closes it.
+// Load reads and classifies the seed sector, and says whether a record
+// there was written for this disk. It opens the disk read-only: udev
+// re-probes a disk whenever a writer closes it.
 func (s SectorBackend) Load() (Loaded, error) {
 	d, err := openDevice(s.Path, s.FileSectorSize, false)
 	if err != nil {
@@ -66,21 +86,61 @@ func (s SectorBackend) Load() (Loaded, error) {
 	if err != nil {
 		return Loaded{}, fmt.Errorf("check %s: %w", s.Path, err)
 	}
+	origin, err := s.observe(d, layout)
+	if err != nil {
+		return Loaded{}, err
+	}
 	loaded.ReadOnly = d.readOnly
-	if slices.Contains(s.ImageDiskGUIDs, layout.DiskGUID) {
-		loaded.NoCredit = fmt.Sprintf("disk GUID %s is a published image's", layout.DiskGUID)
+	loaded.origin = origin
+	if loaded.Content == ContentRecord {
+		loaded.NoCredit = whyNotBound(loaded.Record, origin.medium, s.ImageDiskGUIDs)
 	}
 	return loaded, nil
 }
 
-// Store writes r over the seed sector, zero-padded, after checking layout and
-// content again on a fresh read in the same open; then flushes it to the
-// medium and reads it back.
-func (s SectorBackend) Store(r Record) (err error) {
-	enc, err := r.Encode()
+// observe identifies the device and medium d is, and reads the seed sector
+// as it is now.
+func (s SectorBackend) observe(d *device, layout Layout) (*sectorOrigin, error) {
+	o := &sectorOrigin{path: s.Path, medium: Binding{DiskGUID: layout.DiskGUID, DiskSize: uint64(d.size)}}
+	st, err := fstat(d.f)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("%s: %w", s.Path, err)
 	}
+	if st.Mode&unix.S_IFMT == unix.S_IFBLK {
+		o.device = [2]uint64{st.Rdev, 0}
+		serial, err := s.Roots.DiskSerial(unix.Major(st.Rdev), unix.Minor(st.Rdev))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Path, err)
+		}
+		o.medium.Serial = SerialDigest(serial)
+	} else {
+		o.device = [2]uint64{st.Dev, st.Ino}
+	}
+	b, err := readAt(d, s.lba()*int64(d.sectorSize), d.sectorSize)
+	if err != nil {
+		return nil, fmt.Errorf("%s: read LBA %d: %w", s.Path, s.lba(), err)
+	}
+	o.sector = newSecret(b)
+	return o, nil
+}
+
+func fstat(f *os.File) (*unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, fmt.Errorf("stat: %w", err)
+	}
+	return &st, nil
+}
+
+// Store writes r, bound to this disk, over the seed sector, zero-padded;
+// then flushes it to the medium and reads it back. Before writing, in the
+// same open and under an exclusive flock on the disk (systemd's convention
+// for whoever writes a block device, which keeps udev's probes and other
+// partitioners out), it checks layout and content again on a fresh read,
+// and that the device, its GPT disk GUID, size and serial and the sector's
+// bytes are still what the Load that r derives from saw (ErrChanged
+// otherwise): the path may name another disk by now.
+func (s SectorBackend) Store(r Record) (err error) {
 	d, err := openDevice(s.Path, s.FileSectorSize, true)
 	if err != nil {
 		return err
@@ -93,15 +153,102 @@ func (s SectorBackend) Store(r Record) (err error) {
 	if d.readOnly {
 		return fmt.Errorf("%s: %w", s.Path, ErrReadOnly)
 	}
-	if _, _, err := inspectSector(d, d.size, d.sectorSize, s.lba(), s.Foreign); err != nil {
+	if err := lockDisk(d.f); err != nil {
+		return fmt.Errorf("%s: %w", s.Path, err)
+	}
+	layout, _, err := inspectSector(d, d.size, d.sectorSize, s.lba(), s.Foreign)
+	if err != nil {
 		return fmt.Errorf("check %s: %w", s.Path, err)
+	}
+	now, err := s.observe(d, layout)
+	if err != nil {
+		return err
+	}
+	loadedFrom, err := originOf[*sectorOrigin](r, s.Path)
+	if err != nil {
+		return err
+	}
+	if loadedFrom != nil {
+		if why := loadedFrom.differs(now); why != "" {
+			return fmt.Errorf("%s: %w: %s", s.Path, ErrChanged, why)
+		}
+	}
+	r.Binding = bind(now.medium, s.ImageDiskGUIDs)
+	enc, err := r.Encode()
+	if err != nil {
+		return err
 	}
 	sector := make([]byte, d.sectorSize)
 	copy(sector, enc)
 	if err := d.writeSector(s.lba(), sector); err != nil {
 		return fmt.Errorf("%s: %w", s.Path, err)
 	}
+	if loadedFrom != nil {
+		loadedFrom.written = newSecret(sector)
+	}
 	return nil
+}
+
+func (o *sectorOrigin) location() string { return o.path }
+
+// originOf returns what the Load that r derives from saw, or nil for a
+// record not derived from a load (a first seed written by hand): then only
+// the backend's layout and content checks apply. A record loaded from
+// another location is refused.
+func originOf[T interface{ location() string }](r Record, path string) (T, error) {
+	var none T
+	if r.origin == nil {
+		return none, nil
+	}
+	o, ok := r.origin.(T)
+	if !ok || o.location() != path {
+		return none, fmt.Errorf("%s: %w: the record was loaded from another location", path, ErrChanged)
+	}
+	return o, nil
+}
+
+// differs says how now is not the device, medium and sector o saw, or "".
+// The sector may also hold what Store wrote since (a wear-levelling
+// rewrite).
+func (o *sectorOrigin) differs(now *sectorOrigin) string {
+	switch {
+	case o.device != now.device:
+		return "another device behind the path"
+	case o.medium.DiskGUID != now.medium.DiskGUID:
+		return fmt.Sprintf("disk GUID %s, was %s", now.medium.DiskGUID, o.medium.DiskGUID)
+	case o.medium != now.medium:
+		return "another disk size or serial number"
+	}
+	cur := now.sector()
+	if bytes.Equal(cur, o.sector()) || (o.written != nil && bytes.Equal(cur, o.written())) {
+		return ""
+	}
+	return "the sector was rewritten by someone else"
+}
+
+// diskLockWait bounds the wait for another holder of the disk's lock:
+// udev holds a shared one while it probes, for milliseconds.
+const diskLockWait = 5 * time.Second
+
+// lockDisk takes an exclusive BSD lock on an open whole-disk node, as
+// systemd asks of programs that write to a block device (udev then skips
+// its probe rather than read a half-written disk). The lock goes with the
+// descriptor.
+func lockDisk(f *os.File) error {
+	deadline := time.Now().Add(diskLockWait)
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("lock disk: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("lock disk: another process holds it (%w)", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // device is a block device or disk image, opened for one load or store. All

@@ -107,6 +107,12 @@ func TestStoreChangesOnlyTheSector(t *testing.T) {
 				t.Fatal(err)
 			}
 			ss := int64(tt.ss())
+			layout, err := CheckLayout(bytes.NewReader(img), int64(len(img)), tt.ss(), DefaultLBA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Store binds the record to the disk it writes.
+			rec.Binding = Binding{DiskGUID: layout.DiskGUID, DiskSize: uint64(len(img))}
 			want := append([]byte(nil), img...)
 			sector := want[DefaultLBA*ss : (DefaultLBA+1)*ss]
 			clear(sector)
@@ -115,8 +121,8 @@ func TestStoreChangesOnlyTheSector(t *testing.T) {
 				t.Fatal("image differs from the original with only the seed sector replaced")
 			}
 			loaded, err := b.Load()
-			if err != nil || loaded.Content != ContentRecord || !bytes.Equal(loaded.material(), rec.seed()) {
-				t.Fatalf("Load after Store = %v, %v; want the stored record", loaded, err)
+			if err != nil || loaded.Content != ContentRecord || !bytes.Equal(loaded.material(), rec.seed()) || loaded.NoCredit != "" {
+				t.Fatalf("Load after Store = %v, %v (no credit: %q); want the stored record, creditable here", loaded, err, loaded.NoCredit)
 			}
 		})
 	}

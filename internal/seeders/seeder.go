@@ -68,6 +68,7 @@ func (s Seeder) Seed() Result {
 	if !ok {
 		return res
 	}
+	defer loaded.Release()
 	next, storeErr := s.refresh(&res, loaded)
 	noCredit := whyNoCredit(loaded, storeErr)
 
@@ -105,6 +106,7 @@ func (s Seeder) Refresh() Result {
 	if !ok {
 		return res
 	}
+	defer loaded.Release()
 	if _, err := s.refresh(&res, loaded); err != nil {
 		res.Reason = "not refreshed: " + err.Error()
 		return res

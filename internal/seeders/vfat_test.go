@@ -329,6 +329,7 @@ func TestVfatReadOnlyDevice(t *testing.T) {
 
 	m := &countingMounts{Mounts: SystemMounts{}}
 	l, err := FATBackend{Medium: dir, Mounts: m}.Load()
+	l.Release()
 	if err != nil || !l.ReadOnly {
 		t.Fatalf("Load = %+v, %v; want a read-only medium", l, err)
 	}

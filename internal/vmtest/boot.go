@@ -38,6 +38,9 @@ const consoleTail = 3000
 type Disk struct {
 	Path     string
 	ReadOnly bool
+	// Serial, if set, is the serial number the guest sees in
+	// /sys/block/vdX/serial (letters, digits, '-' and '_' only).
+	Serial string
 }
 
 // Config describes one boot.
@@ -153,12 +156,20 @@ func qemuArgs(kernel, initrd string, cfg Config) []string {
 		"-initrd", initrd,
 		"-append", strings.Join(append(slices.Clone(baseKernelArgs), cfg.Append...), " "),
 	}
-	for _, d := range cfg.Disks {
-		drive := "file=" + strings.ReplaceAll(d.Path, ",", ",,") + ",format=raw,if=virtio"
+	for i, d := range cfg.Disks {
+		// A drive without a bus, and the virtio disk as a device of its
+		// own: QEMU takes a serial number only there. The devices get
+		// PCI slots, and the guest vda, vdb …, in this order.
+		id := fmt.Sprintf("disk%d", i)
+		drive := "file=" + strings.ReplaceAll(d.Path, ",", ",,") + ",format=raw,if=none,id=" + id
 		if d.ReadOnly {
 			drive += ",readonly=on"
 		}
-		args = append(args, "-drive", drive)
+		device := "virtio-blk-pci,drive=" + id
+		if d.Serial != "" {
+			device += ",serial=" + d.Serial
+		}
+		args = append(args, "-drive", drive, "-device", device)
 	}
 	if cfg.VirtioRNG {
 		args = append(args, "-device", "virtio-rng-pci")

@@ -23,12 +23,12 @@ func TestQemuArgs(t *testing.T) {
 		{name: "everything", cfg: Config{
 			CPU: "max", MemoryMB: 1024, VirtioRNG: true,
 			Append: []string{"random.trust_cpu=on", "entropy_gate.timeout=5s"},
-			Disks:  []Disk{{Path: "/tmp/ro.img", ReadOnly: true}, {Path: "/tmp/a,b.img"}},
+			Disks:  []Disk{{Path: "/tmp/ro.img", ReadOnly: true}, {Path: "/tmp/a,b.img", Serial: "STICK-1"}},
 		}, want: append(slices.Clone(base),
 			"-m", "1024", "-cpu", "max", "-kernel", "K", "-initrd", "I",
 			"-append", "console=ttyS0 random.trust_cpu=off random.trust_bootloader=off quiet panic=-1 random.trust_cpu=on entropy_gate.timeout=5s",
-			"-drive", "file=/tmp/ro.img,format=raw,if=virtio,readonly=on",
-			"-drive", "file=/tmp/a,,b.img,format=raw,if=virtio",
+			"-drive", "file=/tmp/ro.img,format=raw,if=none,id=disk0,readonly=on", "-device", "virtio-blk-pci,drive=disk0",
+			"-drive", "file=/tmp/a,,b.img,format=raw,if=none,id=disk1", "-device", "virtio-blk-pci,drive=disk1,serial=STICK-1",
 			"-device", "virtio-rng-pci")},
 	}
 	for _, tt := range tests {
