@@ -11,7 +11,6 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
-	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeding"
 )
 
 func runService(ctx context.Context, env Env, args []string) int {
@@ -35,36 +34,33 @@ func runService(ctx context.Context, env Env, args []string) int {
 	boot := newBootRecorder(env, c)
 	journal.Extra = boot.journalFields
 	state := &gate.StateFileSink{Path: env.StatePath, Logf: logger.Printf}
-	backends, failed := seeding.Backends(c.Seed, env.Locator)
+	seeds := seedRunner(env, c.Seed, logger)
 	g := &gate.Gate{
 		Pool:   env.Pool,
 		Config: c,
 		Logf:   logger.Printf,
 		Sinks:  []gate.Sink{journal, state},
-		Seed: func(ctx context.Context) []gatestate.Seed {
-			// The initramfs or the seed unit has normally loaded the
-			// seeds already; this loads what they could not, and all
-			// of them on systems without either.
-			return loadSeeds(ctx, env, backends, failed, logger)
-		},
+		// The initramfs or the seed unit has normally loaded the seeds
+		// already; this loads what they could not, and all of them on
+		// systems without either.
+		Seed: seeds.Load,
+	}
+	if len(seeds.Backends) > 0 {
+		// Dependents are starting; now that the CRNG is initialized,
+		// replace the seeds written at boot with creditable ones.
+		g.AfterOpen = seeds.Refresh
 	}
 	if env.Notify {
 		// READY=1 goes out before anything slower hears of the opening.
 		g.Sinks = append([]gate.Sink{gate.NotifySink{}}, g.Sinks...)
 	}
 	if env.Terminal {
-		g.Sinks = append(g.Sinks, gate.TerminalSink{W: env.Stdout, Translator: env.tr()})
+		g.Sinks = append(g.Sinks, &gate.TerminalSink{W: env.Stdout, Translator: env.tr()})
 	}
 	if env.Splash != nil {
 		g.Sinks = append(g.Sinks, gate.SplashSink{Display: env.Splash, Translator: env.tr()})
 	}
 	p, err := g.Run(ctx)
-	if p.CRNGInitialized && len(backends) > 0 {
-		// Dependents are starting; now that the CRNG is initialized,
-		// replace the seeds written at boot with creditable ones.
-		p.Seeds = append(p.Seeds, refreshSeeds(ctx, env, backends, gatestate.SeedRefresh, logger)...)
-		state.Update(p)
-	}
 	boot.save(p, logger)
 	if err != nil {
 		return ExitNotReady

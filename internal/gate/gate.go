@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
@@ -19,8 +20,10 @@ const DefaultInterval = 250 * time.Millisecond
 var ErrTimedOut = errors.New("timed out waiting for the kernel random number generator")
 
 // Sink receives the gate's progress: at every phase change, and at most
-// every Interval while waiting. Update runs on the gate's goroutine, so it
-// must return quickly and must never wait on an absent peer.
+// every Interval while waiting; once more after the wait, with the same
+// phase, when AfterOpen added seed results. Update runs on the gate's
+// goroutine, so it must return quickly and must never wait on an absent
+// peer.
 type Sink interface {
 	Update(p Progress)
 }
@@ -74,6 +77,11 @@ type Gate struct {
 	// Seed runs in the seeding phase, before the wait, and reports what
 	// each backend did; nil skips it.
 	Seed func(ctx context.Context) []gatestate.Seed
+	// AfterOpen runs once the wait is over with the CRNG initialized,
+	// after every sink heard the outcome (dependents are starting), and
+	// reports what it did to the seeds: they can be replaced with
+	// creditable ones now. nil skips it.
+	AfterOpen func(ctx context.Context) []gatestate.Seed
 	// Interval overrides DefaultInterval.
 	Interval time.Duration
 	// Logf reports warnings; nil discards them.
@@ -167,7 +175,7 @@ func (g *Gate) Run(ctx context.Context) (Progress, error) {
 	p.Phase = gatestate.Waiting
 	g.refresh(&p)
 	if isOpen(p) {
-		return g.finish(p, gatestate.Open, gatestate.Ready, nil)
+		return g.finish(ctx, p, gatestate.Open, gatestate.Ready, nil)
 	}
 	g.emit(p)
 
@@ -181,7 +189,7 @@ func (g *Gate) Run(ctx context.Context) (Progress, error) {
 		select {
 		case <-ctx.Done():
 			p.Reason = "stopped while waiting"
-			return g.finish(p, gatestate.Stopped, gatestate.Cancelled, ctx.Err())
+			return g.finish(ctx, p, gatestate.Stopped, gatestate.Cancelled, ctx.Err())
 		case err := <-readyCh:
 			// Only ever one answer: stop selecting on it.
 			readyCh = nil
@@ -190,35 +198,39 @@ func (g *Gate) Run(ctx context.Context) (Progress, error) {
 			}
 			g.refresh(&p)
 			if isOpen(p) {
-				return g.finish(p, gatestate.Open, gatestate.Ready, nil)
+				return g.finish(ctx, p, gatestate.Open, gatestate.Ready, nil)
 			}
 		case <-ticker.C:
 			g.refresh(&p)
 			if isOpen(p) {
-				return g.finish(p, gatestate.Open, gatestate.Ready, nil)
+				return g.finish(ctx, p, gatestate.Open, gatestate.Ready, nil)
 			}
 			g.emit(p)
 		case <-deadline:
 			g.refresh(&p)
 			if isOpen(p) {
-				return g.finish(p, gatestate.Open, gatestate.Ready, nil)
+				return g.finish(ctx, p, gatestate.Open, gatestate.Ready, nil)
 			}
 			p.Reason = fmt.Sprintf("timeout of %s expired", config.FormatTimespan(g.Config.Timeout))
 			if g.Config.OnTimeout == config.Open {
-				return g.finish(p, gatestate.Open, gatestate.Timeout, nil)
+				return g.finish(ctx, p, gatestate.Open, gatestate.Timeout, nil)
 			}
-			return g.finish(p, gatestate.TimedOut, gatestate.Timeout, ErrTimedOut)
+			return g.finish(ctx, p, gatestate.TimedOut, gatestate.Timeout, ErrTimedOut)
 		}
 	}
 }
 
-func (g *Gate) finish(p Progress, phase gatestate.Phase, outcome gatestate.Outcome, err error) (Progress, error) {
+func (g *Gate) finish(ctx context.Context, p Progress, phase gatestate.Phase, outcome gatestate.Outcome, err error) (Progress, error) {
 	p.Phase, p.Outcome = phase, outcome
 	if outcome == gatestate.Ready {
 		p.Reason = ""
 	}
 	p.Waited = g.now().Sub(p.Started)
 	g.emit(p)
+	if p.CRNGInitialized && g.AfterOpen != nil {
+		p.Seeds = append(slices.Clone(p.Seeds), g.AfterOpen(ctx)...)
+		g.emit(p)
+	}
 	return p, err
 }
 

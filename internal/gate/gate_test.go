@@ -222,6 +222,48 @@ func TestRunSeedsBeforeWaiting(t *testing.T) {
 	}
 }
 
+func TestRunAfterOpen(t *testing.T) {
+	load := gatestate.Seed{Backend: "test", Action: gatestate.SeedLoad}
+	refresh := gatestate.Seed{Backend: "test", Action: gatestate.SeedRefresh, Refreshed: true, StoredCreditable: true}
+	tests := []struct {
+		name      string
+		fake      *pool.Fake
+		wantHook  bool
+		wantSeeds []gatestate.Seed
+	}{
+		{name: "opened: the seeds are refreshed after the outcome is out", fake: modernFake(256), wantHook: true, wantSeeds: []gatestate.Seed{load, refresh}},
+		{name: "timed out uninitialized: nothing creditable to write", fake: modernFake(0), wantSeeds: []gatestate.Seed{load}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.wantHook {
+				tt.fake.SetReady()
+			}
+			rec := &recorder{}
+			ran := false
+			g := &Gate{Pool: tt.fake, Config: cfg(256, 30*time.Millisecond, config.Open), Sinks: []Sink{rec}}
+			g.Seed = func(context.Context) []gatestate.Seed { return []gatestate.Seed{load} }
+			g.AfterOpen = func(context.Context) []gatestate.Seed {
+				ran = true
+				if last := rec.updates[len(rec.updates)-1]; last.Phase != gatestate.Open {
+					t.Errorf("hook ran before the sinks heard the outcome: last phase %s", last.Phase)
+				}
+				return []gatestate.Seed{refresh}
+			}
+			p, _ := g.Run(context.Background())
+			if ran != tt.wantHook {
+				t.Errorf("hook ran: %t, want %t", ran, tt.wantHook)
+			}
+			if !reflect.DeepEqual(p.Seeds, tt.wantSeeds) {
+				t.Errorf("seeds = %+v, want %+v", p.Seeds, tt.wantSeeds)
+			}
+			if last := rec.updates[len(rec.updates)-1]; !reflect.DeepEqual(last.Seeds, tt.wantSeeds) {
+				t.Errorf("sinks last heard seeds %+v, want %+v", last.Seeds, tt.wantSeeds)
+			}
+		})
+	}
+}
+
 func TestRunRateLimitsProgress(t *testing.T) {
 	rec := &recorder{}
 	interval := 10 * time.Millisecond

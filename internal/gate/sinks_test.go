@@ -141,9 +141,13 @@ func TestJournalSinkFallsBackToLog(t *testing.T) {
 
 func TestTerminalSink(t *testing.T) {
 	var b bytes.Buffer
-	s := TerminalSink{W: &b}
+	s := &TerminalSink{W: &b}
 	s.Update(Progress{Phase: gatestate.Waiting, Semantics: pool.Modern, Threshold: 256, EntropyAvail: 128})
-	s.Update(Progress{Phase: gatestate.Open, Outcome: gatestate.Ready, Threshold: 256, EntropyAvail: 256})
+	open := Progress{Phase: gatestate.Open, Outcome: gatestate.Ready, Threshold: 256, EntropyAvail: 256}
+	s.Update(open)
+	// The seeds' refresh after the wait sends the final progress again.
+	open.Seeds = []gatestate.Seed{{Backend: "file:/seed", Action: gatestate.SeedRefresh}}
+	s.Update(open)
 	out := b.String()
 	if !strings.HasPrefix(out, "\r\033[KWaiting for the kernel random number generator: 50%") {
 		t.Errorf("progress line = %q", out)

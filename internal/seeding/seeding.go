@@ -112,16 +112,18 @@ func sectorBackend(c config.Seed, locate Locator) (seeders.SectorBackend, error)
 // e.g. because its device was pulled out.
 var ErrTimeout = errors.New("gave up waiting for the seed location")
 
-// Grace is how long Run still waits, after its deadline, for the backend
-// it is running: it may be between remounting the boot medium read-write
-// and back, and leaving it read-write is worse than being late.
-const Grace = 10 * time.Second
+// DefaultGrace is how long a run still waits, after its deadline, for the
+// backend it is running: it may be between remounting the boot medium
+// read-write and back, and leaving it read-write is worse than being late.
+const DefaultGrace = 10 * time.Second
 
-// Run runs action (gatestate.SeedLoad, SeedRefresh or SeedSave) on each
-// backend in turn, each bounded by ctx and Grace: a backend still running
-// then is reported as timed out and left behind, and the backends after
-// it are not tried. LoadOnly backends only take part in loads.
-func Run(ctx context.Context, backends []Backend, k seeders.Kernel, action string) []gatestate.Seed {
+// run runs action (gatestate.SeedLoad, SeedRefresh or SeedSave) on each
+// backend in turn, each bounded by ctx and the grace period: a backend
+// still running then is reported as timed out and left behind, and the
+// backends after it are not tried. LoadOnly backends only take part in
+// loads.
+func (r *Runner) run(ctx context.Context, backends []Backend, action string) []gatestate.Seed {
+	k := Kernel{Pool: r.Pool}
 	var out []gatestate.Seed
 	for _, b := range backends {
 		if b.LoadOnly && action != gatestate.SeedLoad {
@@ -134,15 +136,15 @@ func Run(ctx context.Context, backends []Backend, k seeders.Kernel, action strin
 		done := make(chan seeders.Result, 1)
 		go func() { done <- runOne(b, k, action) }()
 		select {
-		case r := <-done:
-			out = append(out, FromResult(r, action))
+		case res := <-done:
+			out = append(out, FromResult(res, action))
 			continue
 		case <-ctx.Done():
 		}
 		select {
-		case r := <-done:
-			out = append(out, FromResult(r, action))
-		case <-time.After(Grace):
+		case res := <-done:
+			out = append(out, FromResult(res, action))
+		case <-time.After(r.grace()):
 			out = append(out, gatestate.Seed{Backend: b.Name(), Action: action, Reason: "not finished: " + ErrTimeout.Error(), Error: ErrTimeout.Error()})
 		}
 	}

@@ -40,20 +40,20 @@ func TestLifecycle(t *testing.T) {
 
 	// First boot: no seed yet.
 	boot1 := fakePool()
-	got := Run(ctx, backends, Kernel{boot1}, gatestate.SeedLoad)
+	got := runner(boot1).run(ctx, backends, gatestate.SeedLoad)
 	if len(got) != 1 || !got[0].Refreshed || got[0].CreditedBits != 0 || got[0].StoredCreditable {
 		t.Fatalf("first load: %+v", got)
 	}
 	// The gate opens: the refresh is now creditable.
 	boot1.SetReady()
-	got = Run(ctx, backends, Kernel{boot1}, gatestate.SeedRefresh)
+	got = runner(boot1).run(ctx, backends, gatestate.SeedRefresh)
 	if len(got) != 1 || !got[0].Refreshed || !got[0].StoredCreditable || got[0].Action != gatestate.SeedRefresh {
 		t.Fatalf("refresh: %+v", got)
 	}
 
 	// Second boot: credited, and its replacement is not creditable.
 	boot2 := fakePool()
-	got = Run(ctx, backends, Kernel{boot2}, gatestate.SeedLoad)
+	got = runner(boot2).run(ctx, backends, gatestate.SeedLoad)
 	if len(got) != 1 || got[0].CreditedBits != 256 || got[0].Content != "record" {
 		t.Fatalf("second load: %+v", got)
 	}
@@ -61,7 +61,7 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("kernel credits: %+v", credits)
 	}
 	// A second load in the same boot finds that replacement: mixed only.
-	got = Run(ctx, backends, Kernel{boot2}, gatestate.SeedLoad)
+	got = runner(boot2).run(ctx, backends, gatestate.SeedLoad)
 	if got[0].CreditedBits != 0 || !got[0].Mixed {
 		t.Errorf("load of a replacement made before readiness: %+v", got)
 	}
@@ -105,9 +105,6 @@ func (s stuck) Load() (seeders.Loaded, error) {
 func (stuck) Store(seeders.Record) error { return nil }
 
 func TestRunGivesUpOnAStuckBackend(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits for the grace period")
-	}
 	s := stuck{release: make(chan struct{})}
 	defer close(s.release)
 	c := fileConfig(t)
@@ -115,7 +112,9 @@ func TestRunGivesUpOnAStuckBackend(t *testing.T) {
 	backends = append([]Backend{{Backend: s}}, backends...)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	got := Run(ctx, backends, Kernel{fakePool()}, gatestate.SeedSave)
+	r := runner(fakePool())
+	r.Grace = 50 * time.Millisecond
+	got := r.run(ctx, backends, gatestate.SeedSave)
 	if len(got) != 2 || !strings.Contains(got[0].Error, ErrTimeout.Error()) {
 		t.Fatalf("results %+v", got)
 	}
@@ -191,7 +190,7 @@ func (finishing) Store(seeders.Record) error { return nil }
 func TestRunLetsABackendFinishAfterTheDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	got := Run(ctx, []Backend{{Backend: finishing{delay: 200 * time.Millisecond}}}, Kernel{fakePool()}, gatestate.SeedSave)
+	got := runner(fakePool()).run(ctx, []Backend{{Backend: finishing{delay: 200 * time.Millisecond}}}, gatestate.SeedSave)
 	if len(got) != 1 || got[0].Error != "" || !got[0].Loaded {
 		t.Errorf("results %+v, want the backend's own result", got)
 	}
@@ -207,7 +206,7 @@ func (crashing) Store(seeders.Record) error    { return nil }
 func TestRunSurvivesACrashingBackend(t *testing.T) {
 	c := fileConfig(t)
 	backends, _ := Backends(c, nil)
-	got := Run(context.Background(), append([]Backend{{Backend: crashing{}}}, backends...), Kernel{fakePool()}, gatestate.SeedLoad)
+	got := runner(fakePool()).run(context.Background(), append([]Backend{{Backend: crashing{}}}, backends...), gatestate.SeedLoad)
 	if len(got) != 2 || !strings.Contains(got[0].Error, "crashed") || !got[1].Refreshed {
 		t.Errorf("results %+v", got)
 	}
@@ -218,11 +217,14 @@ func TestLoadOnlyBackendsSkipRefreshAndSave(t *testing.T) {
 	backends, _ := Backends(c, nil)
 	backends[0].LoadOnly = true
 	for _, action := range []string{gatestate.SeedRefresh, gatestate.SeedSave} {
-		if got := Run(context.Background(), backends, Kernel{fakePool()}, action); len(got) != 0 {
+		if got := runner(fakePool()).run(context.Background(), backends, action); len(got) != 0 {
 			t.Errorf("%s ran a load-only backend: %+v", action, got)
 		}
 	}
-	if got := Run(context.Background(), backends, Kernel{fakePool()}, gatestate.SeedLoad); len(got) != 1 {
+	if got := runner(fakePool()).run(context.Background(), backends, gatestate.SeedLoad); len(got) != 1 {
 		t.Errorf("load skipped a load-only backend")
 	}
 }
+
+// runner is a Runner on p without a lock or a results file.
+func runner(p pool.Pool) *Runner { return &Runner{Deps: Deps{Pool: p}} }

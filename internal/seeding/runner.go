@@ -1,0 +1,173 @@
+package seeding
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+)
+
+// DefaultTimeout bounds loading or saving all seeds: a stick pulled out at
+// shutdown must not hold the shutdown up.
+const DefaultTimeout = 20 * time.Second
+
+// Deps is what a Runner runs against.
+type Deps struct {
+	// Pool is the kernel RNG the seeds are credited or mixed into.
+	Pool pool.Pool
+	// ResultsPath is this boot's results file (DefaultResultsPath); ""
+	// keeps none, so every backend is loaded.
+	ResultsPath string
+	// LockPath is the seed lock shared by every process (DefaultLockPath);
+	// "" takes no lock.
+	LockPath string
+	// Logf logs one line per backend result and what could not be done;
+	// nil discards them.
+	Logf func(format string, args ...any)
+}
+
+// Runner runs the seed protocol for one process: it takes the seed lock,
+// keeps this boot's results, and bounds each run by Timeout and Grace.
+type Runner struct {
+	Deps
+	// Backends are the configured backends; Failed the results of those
+	// that could not be built.
+	Backends []Backend
+	Failed   []gatestate.Seed
+	// Timeout overrides DefaultTimeout, Grace overrides DefaultGrace (for
+	// tests).
+	Timeout, Grace time.Duration
+}
+
+// NewRunner builds the backends the configuration enables (see Backends).
+func NewRunner(c config.Seed, locate Locator, deps Deps) *Runner {
+	backends, failed := Backends(c, locate)
+	return &Runner{Deps: deps, Backends: backends, Failed: failed}
+}
+
+func (r *Runner) logf(format string, args ...any) {
+	if r.Logf != nil {
+		r.Logf(format, args...)
+	}
+}
+
+func (r *Runner) timeout() time.Duration {
+	if r.Timeout > 0 {
+		return r.Timeout
+	}
+	return DefaultTimeout
+}
+
+func (r *Runner) grace() time.Duration {
+	if r.Grace > 0 {
+		return r.Grace
+	}
+	return DefaultGrace
+}
+
+// lock takes the seed lock, if there is one: the results of this boot are
+// read and the seeds used under it, so two processes never both load (and
+// credit) the same seed.
+func (r *Runner) lock(ctx context.Context) (func(), error) {
+	if r.LockPath == "" {
+		return func() {}, nil
+	}
+	return Lock(ctx, r.LockPath)
+}
+
+// Load runs the boot-time protocol on every backend not loaded yet this
+// boot, and returns this boot's results, earlier ones included. Loading a
+// backend twice would only mix its replacement and wear the medium; but a
+// backend the initramfs could not reach (a seed on the persistent volume)
+// is loaded when the system can.
+func (r *Runner) Load(ctx context.Context) []gatestate.Seed {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout())
+	defer cancel()
+	unlock, err := r.lock(ctx)
+	if err != nil {
+		r.logf("seeds not loaded: %v", err)
+		prior, _ := r.readResults()
+		return prior
+	}
+	defer unlock()
+	prior, _ := r.readResults() // none yet, or unreadable: load all
+	loaded := map[string]bool{}
+	for _, s := range prior {
+		loaded[s.Backend] = s.Loaded
+	}
+	var todo []Backend
+	for _, b := range r.Backends {
+		if !loaded[b.Name()] {
+			todo = append(todo, b)
+		}
+	}
+	results := append(slices.Clone(r.Failed), r.run(ctx, todo, gatestate.SeedLoad)...)
+	r.log(results)
+	if len(todo) < len(r.Backends) {
+		r.logf("%d seed backends already loaded this boot", len(r.Backends)-len(todo))
+	}
+	results = append(withoutRetried(prior, results), results...)
+	if r.ResultsPath != "" {
+		if err := SaveResults(r.ResultsPath, results); err != nil {
+			r.logf("warning: %v", err)
+		}
+	}
+	return results
+}
+
+// Refresh writes new seeds to every backend once the gate opened: they
+// are creditable now.
+func (r *Runner) Refresh(ctx context.Context) []gatestate.Seed {
+	return r.write(ctx, gatestate.SeedRefresh)
+}
+
+// Save writes new seeds to every backend at shutdown (or any time), and
+// logs which backends could not be built.
+func (r *Runner) Save(ctx context.Context) []gatestate.Seed {
+	r.log(r.Failed)
+	return r.write(ctx, gatestate.SeedSave)
+}
+
+// write writes new seeds to every backend, under the seed lock.
+func (r *Runner) write(ctx context.Context, action string) []gatestate.Seed {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout())
+	defer cancel()
+	unlock, err := r.lock(ctx)
+	if err != nil {
+		r.logf("seeds not written: %v", err)
+		return nil
+	}
+	defer unlock()
+	results := r.run(ctx, r.Backends, action)
+	r.log(results)
+	return results
+}
+
+func (r *Runner) readResults() ([]gatestate.Seed, error) {
+	if r.ResultsPath == "" {
+		return nil, errors.New("no results file")
+	}
+	return ReadResults(r.ResultsPath)
+}
+
+// log writes one line per backend result, for the journal.
+func (r *Runner) log(seeds []gatestate.Seed) {
+	for _, s := range seeds {
+		r.logf("seed %s %s: %s", s.Action, s.Backend, s.Reason)
+	}
+}
+
+// withoutRetried drops the earlier results of backends tried again.
+func withoutRetried(prior, again []gatestate.Seed) []gatestate.Seed {
+	var out []gatestate.Seed
+	for _, p := range prior {
+		if !slices.ContainsFunc(again, func(s gatestate.Seed) bool { return s.Backend == p.Backend }) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
