@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
@@ -15,13 +16,55 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
 
-// Kernel adapts a pool.Pool to what the seeders need.
-type Kernel struct{ Pool pool.Pool }
+// Kernel adapts a pool.Pool to what the seeders need. It credits only
+// through the credit token of a Runner's run: a Kernel made elsewhere
+// (for `seed init`, which never credits) refuses every credit.
+type Kernel struct {
+	Pool  pool.Pool
+	token *creditToken
+}
 
 var _ seeders.Kernel = Kernel{}
 
+// ErrCreditRevoked is a credit refused because the run that started the
+// backend is over: its deadline passed or it was cancelled, and the seed
+// lock may be someone else's by now.
+var ErrCreditRevoked = errors.New("credit refused: the seed run is over")
+
 // Credit implements seeders.Kernel.
-func (k Kernel) Credit(seed []byte, bits int) error { return k.Pool.Credit(seed, bits) }
+func (k Kernel) Credit(seed []byte, bits int) error {
+	if k.token == nil {
+		return ErrCreditRevoked
+	}
+	return k.token.credit(func() error { return k.Pool.Credit(seed, bits) })
+}
+
+// creditToken lets a run's backends credit while the run holds the seed
+// lock and is within its deadline, and never after: a backend that
+// outlives its deadline runs on in its goroutine, and another process
+// may meanwhile take the lock and load the same record.
+type creditToken struct {
+	mu      sync.Mutex
+	revoked bool
+}
+
+// credit runs credit unless the token is revoked.
+func (t *creditToken) credit(credit func() error) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.revoked {
+		return ErrCreditRevoked
+	}
+	return credit()
+}
+
+// revoke refuses every later credit. A credit in progress finishes
+// first, so once revoke returns none is under way.
+func (t *creditToken) revoke() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.revoked = true
+}
 
 // Mix implements seeders.Kernel.
 func (k Kernel) Mix(seed []byte) error { return k.Pool.Mix(seed) }
@@ -121,9 +164,13 @@ const DefaultGrace = 10 * time.Second
 // backend in turn, each bounded by ctx and the grace period: a backend
 // still running then is reported as timed out and left behind, and the
 // backends after it are not tried. LoadOnly backends only take part in
-// loads.
+// loads. Backends may credit only until the deadline: a backend that
+// finishes later, in the grace period or left behind, mixes at most.
+// The caller unlocks the seeds only after run returned.
 func (r *Runner) run(ctx context.Context, backends []Backend, action string) []gatestate.Seed {
-	k := Kernel{Pool: r.Pool}
+	token := &creditToken{}
+	defer token.revoke()
+	k := Kernel{Pool: r.Pool, token: token}
 	var out []gatestate.Seed
 	for _, b := range backends {
 		if b.LoadOnly && action != gatestate.SeedLoad {
@@ -140,6 +187,7 @@ func (r *Runner) run(ctx context.Context, backends []Backend, action string) []g
 			out = append(out, FromResult(res, action))
 			continue
 		case <-ctx.Done():
+			token.revoke()
 		}
 		select {
 		case res := <-done:

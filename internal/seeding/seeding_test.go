@@ -147,9 +147,13 @@ func TestResultsRoundTrip(t *testing.T) {
 
 func TestKernelAdapter(t *testing.T) {
 	p := fakePool()
-	k := Kernel{p}
+	k := Kernel{Pool: p}
 	if ready, _ := k.Ready(); ready {
 		t.Error("ready before readiness")
+	}
+	// Only a run's token credits.
+	if err := k.Credit(make([]byte, 32), 256); !errors.Is(err, ErrCreditRevoked) || len(p.Credits()) != 0 {
+		t.Errorf("Credit without a run = %v, credits %+v", err, p.Credits())
 	}
 	p.SetUnknown(pool.ErrUnknownReadiness)
 	if ready, err := k.Ready(); ready || err == nil {
@@ -228,3 +232,82 @@ func TestLoadOnlyBackendsSkipRefreshAndSave(t *testing.T) {
 
 // runner is a Runner on p without a lock or a results file.
 func runner(p pool.Pool) *Runner { return &Runner{Deps: Deps{Pool: p}} }
+
+// late is a backend that answers only once released, as a slow or
+// pulled-out stick may, and then behaves as the backend it wraps.
+type late struct {
+	seeders.Backend
+	release chan struct{}
+}
+
+func (l late) Load() (seeders.Loaded, error) {
+	<-l.release
+	return l.Backend.Load()
+}
+
+// creditableFile is a file backend holding a creditable record.
+func creditableFile(t *testing.T) seeders.FileBackend {
+	t.Helper()
+	b := seeders.FileBackend{Path: filepath.Join(t.TempDir(), "seed")}
+	if res := (seeders.Seeder{Backend: b, Kernel: &seeders.FakeKernel{Initialized: true}}).Refresh(); !res.StoredCreditable {
+		t.Fatalf("setting up a creditable seed: %+v", res)
+	}
+	return b
+}
+
+// waitForKernelCall waits until p was credited or mixed into.
+func waitForKernelCall(t *testing.T, p *pool.Fake) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if len(p.Credits())+len(p.Mixes()) > 0 {
+			return
+		}
+	}
+	t.Fatal("the backend never passed its seed to the kernel")
+}
+
+// TestNothingCreditsAfterTheDeadline: once a run's deadline passed, the
+// seed lock may be released and another process may load the same
+// record; a backend that finishes late, in the grace period or after it
+// was left behind, must at most mix.
+func TestNothingCreditsAfterTheDeadline(t *testing.T) {
+	tests := []struct {
+		name string
+		// grace is the runner's grace period; the backend is released
+		// after the deadline, while the run still waits, or after it
+		// gave up.
+		grace        time.Duration
+		releaseAfter time.Duration
+		leftBehind   bool
+	}{
+		{name: "finishes in the grace period", grace: 5 * time.Second, releaseAfter: 100 * time.Millisecond},
+		{name: "left behind, finishes after the run returned", grace: 20 * time.Millisecond, leftBehind: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := fakePool()
+			b := late{Backend: creditableFile(t), release: make(chan struct{})}
+			r := runner(p)
+			r.Grace = tt.grace
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			defer cancel()
+			if !tt.leftBehind {
+				time.AfterFunc(tt.releaseAfter, func() { close(b.release) })
+			}
+			got := r.run(ctx, []Backend{{Backend: b}}, gatestate.SeedLoad)
+			if tt.leftBehind {
+				close(b.release)
+			}
+			waitForKernelCall(t, p)
+			if credits := p.Credits(); len(credits) != 0 {
+				t.Errorf("credited %+v after the deadline", credits)
+			}
+			if len(got) != 1 || got[0].CreditedBits != 0 {
+				t.Fatalf("results %+v: reported a credit after the deadline", got)
+			}
+			if !tt.leftBehind && (!got[0].Mixed || !strings.Contains(got[0].Error, ErrCreditRevoked.Error())) {
+				t.Errorf("result %+v, want mixed and why not credited", got[0])
+			}
+		})
+	}
+}
