@@ -10,9 +10,9 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/doctor"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gate"
-	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/history"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
 
 // bootRecorder describes this boot's wait for the journal and the history
@@ -45,10 +45,10 @@ func (b *bootRecorder) withSeeds(p gate.Progress) history.Sources {
 	s := b.sources
 	s.InitializedAtStart = p.InitializedAtStart
 	for _, seed := range p.Seeds {
-		if seed.Action != gatestate.SeedLoad {
+		if seed.Action != seeders.ActionLoad {
 			continue
 		}
-		if seed.Loaded && seed.Content != "" && seed.Content != "empty" {
+		if seed.FoundSeed() {
 			s.SeedsLoaded++
 		}
 		if seed.CreditedBits > 0 {

@@ -98,7 +98,7 @@ func System(stdout, stderr *os.File) Env {
 	}
 	env.Doctor = doctor.SystemSources(env.Pool)
 	env.HistoryPath = history.DefaultPath
-	env.SeedResults = seeding.DefaultResultsPath
+	env.SeedResults = gatestate.DefaultSeedsPath
 	env.SeedLock = seeding.DefaultLockPath
 	env.Locator = seeders.SysRoots{}
 	env.ReadJournal = history.ReadJournal

@@ -20,6 +20,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/history"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeding"
 )
 
@@ -540,7 +541,7 @@ func TestRunUsesTheSeedUnitsResults(t *testing.T) {
 	te.ready()
 	te.run("run")
 	state, _ := gatestate.Read(te.StatePath)
-	if len(state.Seeds) != 2 || state.Seeds[0].Action != gatestate.SeedLoad || !strings.Contains(string(loaded), state.Seeds[0].Reason) {
+	if len(state.Seeds) != 2 || state.Seeds[0].Action != seeders.ActionLoad || !strings.Contains(string(loaded), state.Seeds[0].Reason) {
 		t.Errorf("state seeds = %+v, want seed load's results then the refresh", state.Seeds)
 	}
 	if mixes := te.fake.Mixes(); len(mixes) != 0 {
@@ -595,12 +596,12 @@ func TestSeedLoadAddsBackendsTheInitramfsCouldNotReach(t *testing.T) {
 	seed := te.withFileSeed(t)
 	// The initramfs loaded the sector seed; the persistent volume's file
 	// seed was not there yet.
-	initramfs := []gatestate.Seed{{Backend: "sector:/dev/sda@34", Action: gatestate.SeedLoad, Loaded: true, Content: "record", CreditedBits: 256, Refreshed: true}}
-	if err := seeding.SaveResults(te.SeedResults, initramfs); err != nil {
+	initramfs := []seeders.Result{{Backend: "sector:/dev/sda@34", Action: seeders.ActionLoad, Loaded: true, Content: seeders.ContentRecord, CreditedBits: 256, Refreshed: true}}
+	if err := gatestate.WriteSeeds(te.SeedResults, initramfs); err != nil {
 		t.Fatal(err)
 	}
 	te.run("seed", "load")
-	got, err := seeding.ReadResults(te.SeedResults)
+	got, err := gatestate.ReadSeeds(te.SeedResults)
 	if err != nil || len(got) != 2 || got[0] != initramfs[0] || got[1].Backend != "file:"+seed || !got[1].Refreshed {
 		t.Errorf("results = %+v, %v; want the initramfs's, then the file seed's", got, err)
 	}

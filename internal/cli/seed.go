@@ -87,7 +87,7 @@ func runSeedSave(ctx context.Context, env Env, args []string) int {
 type seedStatus struct {
 	Backends []backendStatus `json:"backends"`
 	// ThisBoot is what the backends did this boot, if they ran.
-	ThisBoot []gatestate.Seed `json:"this_boot"`
+	ThisBoot []seeders.Result `json:"this_boot"`
 	HWRNG    doctor.HWRNG     `json:"hwrng"`
 }
 
@@ -144,13 +144,13 @@ func inspect(b seeding.Backend) backendStatus {
 
 // thisBootSeeds are the results in the gate's state, or else those `seed
 // load` left.
-func thisBootSeeds(env Env) []gatestate.Seed {
+func thisBootSeeds(env Env) []seeders.Result {
 	if st, err := gatestate.Read(env.StatePath); err == nil && len(st.Seeds) > 0 {
 		return st.Seeds
 	}
-	seeds, _ := seeding.ReadResults(env.SeedResults)
+	seeds, _ := gatestate.ReadSeeds(env.SeedResults)
 	if seeds == nil {
-		seeds = []gatestate.Seed{}
+		seeds = []seeders.Result{}
 	}
 	return seeds
 }

@@ -17,6 +17,7 @@ import (
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
 
 // testTimeout bounds every wait for something that must happen; tests
@@ -530,10 +531,10 @@ func TestIntrospectionMatchesInterfaceFile(t *testing.T) {
 }
 
 func TestSeedResultsFromState(t *testing.T) {
-	got := seedResults([]gatestate.Seed{
-		{Backend: "sector:/dev/sda@34", Action: gatestate.SeedLoad, Loaded: true, Content: "record", CreditedBits: 256, Refreshed: true},
-		{Backend: "file:/p/seed", Action: gatestate.SeedLoad, Loaded: true, Content: "empty", Refreshed: true},
-		{Backend: "sector:/dev/sda@34", Action: gatestate.SeedRefresh, Loaded: true, Refreshed: false, Error: "store replacement: input/output error"},
+	got := seedResults([]seeders.Result{
+		{Backend: "sector:/dev/sda@34", Action: seeders.ActionLoad, Loaded: true, Content: seeders.ContentRecord, CreditedBits: 256, Refreshed: true},
+		{Backend: "file:/p/seed", Action: seeders.ActionLoad, Loaded: true, Content: seeders.ContentEmpty, Refreshed: true},
+		{Backend: "sector:/dev/sda@34", Action: seeders.ActionRefresh, Loaded: true, Refreshed: false, Error: "store replacement: input/output error"},
 	})
 	want := map[string]SeedResult{
 		"sector:/dev/sda@34": {Loaded: true, CreditedBits: 256, Refreshed: false, Error: "store replacement: input/output error"},

@@ -10,6 +10,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
 
 // UnknownBits is EntropyAvail when the kernel does not report it: the
@@ -149,12 +150,12 @@ func readSnapshot(p pool.Pool, statePath string, threshold int) (Snapshot, probl
 // seedResults sums up each backend's results this boot: what its load
 // did with the old seed, and whether its latest write (at load, after the
 // gate opened, or at shutdown) succeeded.
-func seedResults(seeds []gatestate.Seed) map[string]SeedResult {
+func seedResults(seeds []seeders.Result) map[string]SeedResult {
 	out := make(map[string]SeedResult)
 	for _, s := range seeds {
 		r := out[s.Backend]
-		if s.Action == gatestate.SeedLoad {
-			r.Loaded = s.Loaded && s.Content != "" && s.Content != "empty"
+		if s.Action == seeders.ActionLoad {
+			r.Loaded = s.FoundSeed()
 			r.CreditedBits = uint32(max(s.CreditedBits, 0))
 			r.Mixed = s.Mixed
 		}

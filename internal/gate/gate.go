@@ -10,6 +10,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
 
 // DefaultInterval is how often sinks hear about progress while waiting.
@@ -48,7 +49,7 @@ type Progress struct {
 	Started           time.Time
 	Waited            time.Duration
 	// Seeds is what the seed backends did, from the Seed hook.
-	Seeds []gatestate.Seed
+	Seeds []seeders.Result
 }
 
 // Fraction estimates how far the pool is towards opening the gate, from 0
@@ -76,12 +77,12 @@ type Gate struct {
 	Sinks  []Sink
 	// Seed runs in the seeding phase, before the wait, and reports what
 	// each backend did; nil skips it.
-	Seed func(ctx context.Context) []gatestate.Seed
+	Seed func(ctx context.Context) []seeders.Result
 	// AfterOpen runs once the wait is over with the CRNG initialized,
 	// after every sink heard the outcome (dependents are starting), and
 	// reports what it did to the seeds: they can be replaced with
 	// creditable ones now. nil skips it.
-	AfterOpen func(ctx context.Context) []gatestate.Seed
+	AfterOpen func(ctx context.Context) []seeders.Result
 	// Interval overrides DefaultInterval.
 	Interval time.Duration
 	// Logf reports warnings; nil discards them.

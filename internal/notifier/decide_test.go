@@ -8,6 +8,7 @@ import (
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
 
 // Fact builders: a modern kernel, ready or not, and a gate that ran.
@@ -38,21 +39,21 @@ func timedOut(f Facts) Facts {
 	return f
 }
 
-func withSeeds(f Facts, seeds ...gatestate.Seed) Facts {
+func withSeeds(f Facts, seeds ...seeders.Result) Facts {
 	f.Gate.Seeds = seeds
 	return f
 }
 
 // Seed results as the gate records them.
 var (
-	seedCredited   = gatestate.Seed{Backend: "sector", Action: gatestate.SeedLoad, Loaded: true, Refreshed: true, CreditedBits: 256, Reason: "credited 256 bits"}
-	seedFirstBoot  = gatestate.Seed{Backend: "sector", Action: gatestate.SeedLoad, Loaded: true, Refreshed: true, Reason: "nothing passed to the kernel: no seed stored yet"}
-	seedReadOnly   = gatestate.Seed{Backend: "file", Action: gatestate.SeedLoad, Loaded: true, Mixed: true, Reason: "mixed, not credited: read-only medium"}
-	seedStoreError = gatestate.Seed{Backend: "file", Action: gatestate.SeedLoad, Loaded: true, Mixed: true, Error: "store replacement: EIO", Reason: "mixed, not credited"}
-	seedUnusable   = gatestate.Seed{Backend: "sector", Action: gatestate.SeedLoad, Error: "not a GPT disk", Reason: "not used: not a GPT disk"}
+	seedCredited   = seeders.Result{Backend: "sector", Action: seeders.ActionLoad, Loaded: true, Refreshed: true, CreditedBits: 256, Reason: "credited 256 bits"}
+	seedFirstBoot  = seeders.Result{Backend: "sector", Action: seeders.ActionLoad, Loaded: true, Refreshed: true, Reason: "nothing passed to the kernel: no seed stored yet"}
+	seedReadOnly   = seeders.Result{Backend: "file", Action: seeders.ActionLoad, Loaded: true, Mixed: true, Reason: "mixed, not credited: read-only medium"}
+	seedStoreError = seeders.Result{Backend: "file", Action: seeders.ActionLoad, Loaded: true, Mixed: true, Error: "store replacement: EIO", Reason: "mixed, not credited"}
+	seedUnusable   = seeders.Result{Backend: "sector", Action: seeders.ActionLoad, Error: "not a GPT disk", Reason: "not used: not a GPT disk"}
 	// Refreshes after the gate opened.
-	seedRefreshed   = gatestate.Seed{Backend: "file", Action: gatestate.SeedRefresh, Loaded: true, Refreshed: true, StoredCreditable: true, Reason: "refreshed"}
-	seedRefreshFail = gatestate.Seed{Backend: "sector", Action: gatestate.SeedRefresh, Loaded: true, Error: "store replacement: EIO", Reason: "not refreshed"}
+	seedRefreshed   = seeders.Result{Backend: "file", Action: seeders.ActionRefresh, Loaded: true, Refreshed: true, StoredCreditable: true, Reason: "refreshed"}
+	seedRefreshFail = seeders.Result{Backend: "sector", Action: seeders.ActionRefresh, Loaded: true, Error: "store replacement: EIO", Reason: "not refreshed"}
 )
 
 func TestConditions(t *testing.T) {

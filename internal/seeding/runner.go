@@ -9,6 +9,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
 
 // DefaultTimeout bounds loading or saving all seeds: a stick pulled out at
@@ -19,7 +20,7 @@ const DefaultTimeout = 20 * time.Second
 type Deps struct {
 	// Pool is the kernel RNG the seeds are credited or mixed into.
 	Pool pool.Pool
-	// ResultsPath is this boot's results file (DefaultResultsPath); ""
+	// ResultsPath is this boot's results file (gatestate.DefaultSeedsPath); ""
 	// keeps none, so every backend is loaded.
 	ResultsPath string
 	// LockPath is the seed lock shared by every process (DefaultLockPath);
@@ -37,7 +38,7 @@ type Runner struct {
 	// Backends are the configured backends; Failed the results of those
 	// that could not be built.
 	Backends []Backend
-	Failed   []gatestate.Seed
+	Failed   []seeders.Result
 	// Timeout overrides DefaultTimeout, Grace overrides DefaultGrace (for
 	// tests).
 	Timeout, Grace time.Duration
@@ -84,7 +85,7 @@ func (r *Runner) lock(ctx context.Context) (func(), error) {
 // backend twice would only mix its replacement and wear the medium; but a
 // backend the initramfs could not reach (a seed on the persistent volume)
 // is loaded when the system can.
-func (r *Runner) Load(ctx context.Context) []gatestate.Seed {
+func (r *Runner) Load(ctx context.Context) []seeders.Result {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout())
 	defer cancel()
 	unlock, err := r.lock(ctx)
@@ -105,14 +106,14 @@ func (r *Runner) Load(ctx context.Context) []gatestate.Seed {
 			todo = append(todo, b)
 		}
 	}
-	results := append(slices.Clone(r.Failed), r.run(ctx, todo, gatestate.SeedLoad)...)
+	results := append(slices.Clone(r.Failed), r.run(ctx, todo, seeders.ActionLoad)...)
 	r.log(results)
 	if len(todo) < len(r.Backends) {
 		r.logf("%d seed backends already loaded this boot", len(r.Backends)-len(todo))
 	}
 	results = append(withoutRetried(prior, results), results...)
 	if r.ResultsPath != "" {
-		if err := SaveResults(r.ResultsPath, results); err != nil {
+		if err := gatestate.WriteSeeds(r.ResultsPath, results); err != nil {
 			r.logf("warning: %v", err)
 		}
 	}
@@ -121,19 +122,19 @@ func (r *Runner) Load(ctx context.Context) []gatestate.Seed {
 
 // Refresh writes new seeds to every backend once the gate opened: they
 // are creditable now.
-func (r *Runner) Refresh(ctx context.Context) []gatestate.Seed {
-	return r.write(ctx, gatestate.SeedRefresh)
+func (r *Runner) Refresh(ctx context.Context) []seeders.Result {
+	return r.write(ctx, seeders.ActionRefresh)
 }
 
 // Save writes new seeds to every backend at shutdown (or any time), and
 // logs which backends could not be built.
-func (r *Runner) Save(ctx context.Context) []gatestate.Seed {
+func (r *Runner) Save(ctx context.Context) []seeders.Result {
 	r.log(r.Failed)
-	return r.write(ctx, gatestate.SeedSave)
+	return r.write(ctx, seeders.ActionSave)
 }
 
 // write writes new seeds to every backend, under the seed lock.
-func (r *Runner) write(ctx context.Context, action string) []gatestate.Seed {
+func (r *Runner) write(ctx context.Context, action string) []seeders.Result {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout())
 	defer cancel()
 	unlock, err := r.lock(ctx)
@@ -147,25 +148,25 @@ func (r *Runner) write(ctx context.Context, action string) []gatestate.Seed {
 	return results
 }
 
-func (r *Runner) readResults() ([]gatestate.Seed, error) {
+func (r *Runner) readResults() ([]seeders.Result, error) {
 	if r.ResultsPath == "" {
 		return nil, errors.New("no results file")
 	}
-	return ReadResults(r.ResultsPath)
+	return gatestate.ReadSeeds(r.ResultsPath)
 }
 
 // log writes one line per backend result, for the journal.
-func (r *Runner) log(seeds []gatestate.Seed) {
+func (r *Runner) log(seeds []seeders.Result) {
 	for _, s := range seeds {
 		r.logf("seed %s %s: %s", s.Action, s.Backend, s.Reason)
 	}
 }
 
 // withoutRetried drops the earlier results of backends tried again.
-func withoutRetried(prior, again []gatestate.Seed) []gatestate.Seed {
-	var out []gatestate.Seed
+func withoutRetried(prior, again []seeders.Result) []seeders.Result {
+	var out []seeders.Result
 	for _, p := range prior {
-		if !slices.ContainsFunc(again, func(s gatestate.Seed) bool { return s.Backend == p.Backend }) {
+		if !slices.ContainsFunc(again, func(s seeders.Result) bool { return s.Backend == p.Backend }) {
 			out = append(out, p)
 		}
 	}

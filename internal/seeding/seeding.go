@@ -2,16 +2,12 @@ package seeding
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
-	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
@@ -90,13 +86,13 @@ type Backend struct {
 
 // Backends builds the enabled backends in a fixed order. A backend that
 // cannot be set up is not built; its result explains why.
-func Backends(c config.Seed, locate Locator) ([]Backend, []gatestate.Seed) {
+func Backends(c config.Seed, locate Locator) ([]Backend, []seeders.Result) {
 	var backends []Backend
-	var failed []gatestate.Seed
+	var failed []seeders.Result
 	if c.Sector.Enable {
 		b, err := sectorBackend(c, locate)
 		if err != nil {
-			failed = append(failed, gatestate.Seed{Backend: "sector", Action: gatestate.SeedLoad, Reason: "not used: " + err.Error(), Error: err.Error()})
+			failed = append(failed, seeders.Result{Backend: "sector", Action: seeders.ActionLoad, Reason: "not used: " + err.Error(), Error: err.Error()})
 		} else {
 			backends = append(backends, Backend{Backend: b, WearRewrites: c.Sector.WearRewrites})
 		}
@@ -160,40 +156,40 @@ var ErrTimeout = errors.New("gave up waiting for the seed location")
 // read-write and back, and leaving it read-write is worse than being late.
 const DefaultGrace = 10 * time.Second
 
-// run runs action (gatestate.SeedLoad, SeedRefresh or SeedSave) on each
+// run runs action (seeders.ActionLoad, SeedRefresh or SeedSave) on each
 // backend in turn, each bounded by ctx and the grace period: a backend
 // still running then is reported as timed out and left behind, and the
 // backends after it are not tried. LoadOnly backends only take part in
 // loads. Backends may credit only until the deadline: a backend that
 // finishes later, in the grace period or left behind, mixes at most.
 // The caller unlocks the seeds only after run returned.
-func (r *Runner) run(ctx context.Context, backends []Backend, action string) []gatestate.Seed {
+func (r *Runner) run(ctx context.Context, backends []Backend, action string) []seeders.Result {
 	token := &creditToken{}
 	defer token.revoke()
 	k := Kernel{Pool: r.Pool, token: token}
-	var out []gatestate.Seed
+	var out []seeders.Result
 	for _, b := range backends {
-		if b.LoadOnly && action != gatestate.SeedLoad {
+		if b.LoadOnly && action != seeders.ActionLoad {
 			continue
 		}
 		if ctx.Err() != nil {
-			out = append(out, gatestate.Seed{Backend: b.Name(), Action: action, Reason: "not tried: " + ErrTimeout.Error(), Error: ErrTimeout.Error()})
+			out = append(out, seeders.Result{Backend: b.Name(), Action: action, Reason: "not tried: " + ErrTimeout.Error(), Error: ErrTimeout.Error()})
 			continue
 		}
 		done := make(chan seeders.Result, 1)
 		go func() { done <- runOne(b, k, action) }()
 		select {
 		case res := <-done:
-			out = append(out, FromResult(res, action))
+			out = append(out, res)
 			continue
 		case <-ctx.Done():
 			token.revoke()
 		}
 		select {
 		case res := <-done:
-			out = append(out, FromResult(res, action))
+			out = append(out, res)
 		case <-time.After(r.grace()):
-			out = append(out, gatestate.Seed{Backend: b.Name(), Action: action, Reason: "not finished: " + ErrTimeout.Error(), Error: ErrTimeout.Error()})
+			out = append(out, seeders.Result{Backend: b.Name(), Action: action, Reason: "not finished: " + ErrTimeout.Error(), Error: ErrTimeout.Error()})
 		}
 	}
 	return out
@@ -207,72 +203,11 @@ func runOne(b Backend, k seeders.Kernel, action string) (res seeders.Result) {
 			err := fmt.Errorf("seed backend crashed: %v", p)
 			res = seeders.Result{Backend: b.Name(), Reason: "failed: " + err.Error(), Error: err.Error(), Err: err}
 		}
+		res.Action = action
 	}()
 	s := seeders.Seeder{Backend: b.Backend, Kernel: k, WearRewrites: b.WearRewrites}
-	if action == gatestate.SeedLoad {
+	if action == seeders.ActionLoad {
 		return s.Seed()
 	}
 	return s.Refresh()
-}
-
-// FromResult is a seeder's result as the state file keeps it.
-func FromResult(r seeders.Result, action string) gatestate.Seed {
-	return gatestate.Seed{
-		Backend:          r.Backend,
-		Action:           action,
-		Loaded:           r.Loaded,
-		Content:          contentName(r),
-		Creditable:       r.Creditable,
-		Refreshed:        r.Refreshed,
-		StoredCreditable: r.StoredCreditable,
-		CreditedBits:     r.CreditedBits,
-		Mixed:            r.Mixed,
-		Reason:           r.Reason,
-		Error:            r.Error,
-	}
-}
-
-func contentName(r seeders.Result) string {
-	if !r.Loaded {
-		return ""
-	}
-	return r.Content.String()
-}
-
-// DefaultResultsPath is where `seed load` leaves its results for the
-// gate, which starts after it.
-const DefaultResultsPath = "/run/entropy-gate/seeds.json"
-
-// SaveResults writes results atomically, world-readable: they hold no
-// secrets.
-func SaveResults(path string, seeds []gatestate.Seed) error {
-	b, err := json.Marshal(seeds)
-	if err != nil {
-		return fmt.Errorf("save seed results: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("save seed results: %w", err)
-	}
-	tmp := path + ".new"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("save seed results: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("save seed results: %w", err)
-	}
-	return nil
-}
-
-// ReadResults reads what SaveResults wrote; os.ErrNotExist means the seeds
-// were not loaded this boot.
-func ReadResults(path string) ([]gatestate.Seed, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var seeds []gatestate.Seed
-	if err := json.Unmarshal(b, &seeds); err != nil {
-		return nil, fmt.Errorf("parse seed results: %w", err)
-	}
-	return seeds, nil
 }

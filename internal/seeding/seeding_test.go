@@ -5,14 +5,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
-	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
@@ -40,28 +38,28 @@ func TestLifecycle(t *testing.T) {
 
 	// First boot: no seed yet.
 	boot1 := fakePool()
-	got := runner(boot1).run(ctx, backends, gatestate.SeedLoad)
+	got := runner(boot1).run(ctx, backends, seeders.ActionLoad)
 	if len(got) != 1 || !got[0].Refreshed || got[0].CreditedBits != 0 || got[0].StoredCreditable {
 		t.Fatalf("first load: %+v", got)
 	}
 	// The gate opens: the refresh is now creditable.
 	boot1.SetReady()
-	got = runner(boot1).run(ctx, backends, gatestate.SeedRefresh)
-	if len(got) != 1 || !got[0].Refreshed || !got[0].StoredCreditable || got[0].Action != gatestate.SeedRefresh {
+	got = runner(boot1).run(ctx, backends, seeders.ActionRefresh)
+	if len(got) != 1 || !got[0].Refreshed || !got[0].StoredCreditable || got[0].Action != seeders.ActionRefresh {
 		t.Fatalf("refresh: %+v", got)
 	}
 
 	// Second boot: credited, and its replacement is not creditable.
 	boot2 := fakePool()
-	got = runner(boot2).run(ctx, backends, gatestate.SeedLoad)
-	if len(got) != 1 || got[0].CreditedBits != 256 || got[0].Content != "record" {
+	got = runner(boot2).run(ctx, backends, seeders.ActionLoad)
+	if len(got) != 1 || got[0].CreditedBits != 256 || got[0].Content != seeders.ContentRecord {
 		t.Fatalf("second load: %+v", got)
 	}
 	if credits := boot2.Credits(); len(credits) != 1 || credits[0].Bits != 256 {
 		t.Errorf("kernel credits: %+v", credits)
 	}
 	// A second load in the same boot finds that replacement: mixed only.
-	got = runner(boot2).run(ctx, backends, gatestate.SeedLoad)
+	got = runner(boot2).run(ctx, backends, seeders.ActionLoad)
 	if got[0].CreditedBits != 0 || !got[0].Mixed {
 		t.Errorf("load of a replacement made before readiness: %+v", got)
 	}
@@ -114,7 +112,7 @@ func TestRunGivesUpOnAStuckBackend(t *testing.T) {
 	defer cancel()
 	r := runner(fakePool())
 	r.Grace = 50 * time.Millisecond
-	got := r.run(ctx, backends, gatestate.SeedSave)
+	got := r.run(ctx, backends, seeders.ActionSave)
 	if len(got) != 2 || !strings.Contains(got[0].Error, ErrTimeout.Error()) {
 		t.Fatalf("results %+v", got)
 	}
@@ -124,24 +122,6 @@ func TestRunGivesUpOnAStuckBackend(t *testing.T) {
 	}
 	if _, err := os.Stat(c.File.Path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the backend after the deadline wrote its seed: %v", err)
-	}
-}
-
-func TestResultsRoundTrip(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "run", "seeds.json")
-	if _, err := ReadResults(path); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("ReadResults(missing) = %v", err)
-	}
-	want := []gatestate.Seed{{Backend: "file:/x", Action: gatestate.SeedLoad, Loaded: true, Content: "record", CreditedBits: 256, Reason: "credited 256 bits"}}
-	if err := SaveResults(path, want); err != nil {
-		t.Fatal(err)
-	}
-	got, err := ReadResults(path)
-	if err != nil || !reflect.DeepEqual(got, want) {
-		t.Errorf("ReadResults = %+v, %v", got, err)
-	}
-	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o644 {
-		t.Errorf("mode %v", fi.Mode().Perm())
 	}
 }
 
@@ -194,7 +174,7 @@ func (finishing) Store(seeders.Record) error { return nil }
 func TestRunLetsABackendFinishAfterTheDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	got := runner(fakePool()).run(ctx, []Backend{{Backend: finishing{delay: 200 * time.Millisecond}}}, gatestate.SeedSave)
+	got := runner(fakePool()).run(ctx, []Backend{{Backend: finishing{delay: 200 * time.Millisecond}}}, seeders.ActionSave)
 	if len(got) != 1 || got[0].Error != "" || !got[0].Loaded {
 		t.Errorf("results %+v, want the backend's own result", got)
 	}
@@ -210,7 +190,7 @@ func (crashing) Store(seeders.Record) error    { return nil }
 func TestRunSurvivesACrashingBackend(t *testing.T) {
 	c := fileConfig(t)
 	backends, _ := Backends(c, nil)
-	got := runner(fakePool()).run(context.Background(), append([]Backend{{Backend: crashing{}}}, backends...), gatestate.SeedLoad)
+	got := runner(fakePool()).run(context.Background(), append([]Backend{{Backend: crashing{}}}, backends...), seeders.ActionLoad)
 	if len(got) != 2 || !strings.Contains(got[0].Error, "crashed") || !got[1].Refreshed {
 		t.Errorf("results %+v", got)
 	}
@@ -220,12 +200,12 @@ func TestLoadOnlyBackendsSkipRefreshAndSave(t *testing.T) {
 	c := fileConfig(t)
 	backends, _ := Backends(c, nil)
 	backends[0].LoadOnly = true
-	for _, action := range []string{gatestate.SeedRefresh, gatestate.SeedSave} {
+	for _, action := range []string{seeders.ActionRefresh, seeders.ActionSave} {
 		if got := runner(fakePool()).run(context.Background(), backends, action); len(got) != 0 {
 			t.Errorf("%s ran a load-only backend: %+v", action, got)
 		}
 	}
-	if got := runner(fakePool()).run(context.Background(), backends, gatestate.SeedLoad); len(got) != 1 {
+	if got := runner(fakePool()).run(context.Background(), backends, seeders.ActionLoad); len(got) != 1 {
 		t.Errorf("load skipped a load-only backend")
 	}
 }
@@ -294,7 +274,7 @@ func TestNothingCreditsAfterTheDeadline(t *testing.T) {
 			if !tt.leftBehind {
 				time.AfterFunc(tt.releaseAfter, func() { close(b.release) })
 			}
-			got := r.run(ctx, []Backend{{Backend: b}}, gatestate.SeedLoad)
+			got := r.run(ctx, []Backend{{Backend: b}}, seeders.ActionLoad)
 			if tt.leftBehind {
 				close(b.release)
 			}
