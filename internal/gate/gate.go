@@ -123,13 +123,7 @@ func (g *Gate) refresh(p *Progress) {
 	p.Waited = g.now().Sub(p.Started)
 }
 
-// Opens is the gate's rule: getrandom says the CRNG is initialized, and
-// the threshold is met where the kernel reports a number to meet.
-func Opens(crngInitialized bool, entropyAvail, threshold int) bool {
-	return crngInitialized && (threshold == 0 || entropyAvail < 0 || entropyAvail >= threshold)
-}
-
-func isOpen(p Progress) bool { return Opens(p.CRNGInitialized, p.EntropyAvail, p.Threshold) }
+func isOpen(p Progress) bool { return gatestate.Opens(p.CRNGInitialized, p.EntropyAvail, p.Threshold) }
 
 // Run seeds, then waits until the gate opens, the timeout expires or ctx
 // is done. It returns the final progress; the error is ErrTimedOut under
@@ -161,7 +155,7 @@ func (g *Gate) Run(ctx context.Context) (Progress, error) {
 	}
 	p.Semantics = state.Semantics
 	p.EntropyAvailStart, p.EntropyAvail = state.EntropyAvail, state.EntropyAvail
-	if t, clamped := EffectiveThreshold(p.Threshold, state); clamped {
+	if t, clamped := gatestate.EffectiveThreshold(p.Threshold, state); clamped {
 		g.logf("threshold %d bits is above this kernel's pool size; using %d", p.Threshold, t)
 		p.Threshold = t
 	}
@@ -233,18 +227,4 @@ func (g *Gate) finish(ctx context.Context, p Progress, phase gatestate.Phase, ou
 		g.emit(p)
 	}
 	return p, err
-}
-
-// EffectiveThreshold lowers a threshold the kernel can never reach to the
-// pool size (on modern kernels entropy_avail stops at 256 bits), and says
-// whether it did.
-func EffectiveThreshold(threshold int, s pool.State) (int, bool) {
-	size := s.PoolSize
-	if s.Semantics == pool.Modern {
-		size = pool.ModernPoolSize
-	}
-	if size > 0 && threshold > size {
-		return size, true
-	}
-	return threshold, false
 }

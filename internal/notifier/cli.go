@@ -70,7 +70,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	kernel := pool.NewKernel("/proc", "/dev")
 	if *once {
-		return printVerdict(stdout, i18n.Default(), Gather(kernel, *statePath), cfg.Policy)
+		return printVerdict(stdout, i18n.Default(), gatestate.ReadView(kernel, *statePath, 0), cfg.Policy)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT)
@@ -136,7 +136,7 @@ func connectSession() (*dbus.Conn, error) {
 
 // printVerdict prints "ok", or "warn: CONDITIONS" and the notification's
 // text, for scripts and for people at a terminal.
-func printVerdict(w io.Writer, tr *i18n.Translator, f Facts, p Policy) int {
+func printVerdict(w io.Writer, tr *i18n.Translator, f gatestate.View, p Policy) int {
 	a := NewDecider(p).Evaluate(time.Now(), f)
 	if a.Op != Show {
 		fmt.Fprintln(w, "ok")

@@ -157,7 +157,7 @@ func NewDecider(p Policy) *Decider {
 }
 
 // Conditions computes the conditions in f and updates the hysteresis.
-func (d *Decider) Conditions(f Facts) Conditions {
+func (d *Decider) Conditions(f gatestate.View) Conditions {
 	var c Conditions
 	switch f.Readiness {
 	case pool.NotReady:
@@ -222,7 +222,7 @@ func seedConditions(seeds []seeders.Result) Conditions {
 }
 
 // Evaluate decides what the screen should show for f at now.
-func (d *Decider) Evaluate(now time.Time, f Facts) Action {
+func (d *Decider) Evaluate(now time.Time, f gatestate.View) Action {
 	c := d.Conditions(f)
 	d.active = c
 	if c == 0 {

@@ -5,8 +5,8 @@
 //
 // The package is a pure decision core with thin adapters around it:
 //
-//   - Decider turns Facts (what the kernel and the gate's state file say)
-//     into the notification that should be on screen: which Conditions it
+//   - Decider turns the gate's public view (gatestate.View: what the
+//     kernel and the gate's state file say) into the notification that should be on screen: which Conditions it
 //     reports, whether it replaces the one shown (replaces_id) or closes
 //     it, with hysteresis for the entropy estimate and a rate limit for
 //     showing again what the user dismissed. Time is passed in.

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 )
 
@@ -43,7 +44,7 @@ type wakeup struct {
 //     means it is below write_wakeup_threshold, which signals a fall below
 //     the low mark only if that threshold is at or above the mark and not
 //     already crossed; nothing signals a rise.
-func planWakeup(f Facts, p Policy, low bool) wakeup {
+func planWakeup(f gatestate.View, p Policy, low bool) wakeup {
 	switch f.Readiness {
 	case pool.NotReady:
 		if f.Kernel.PollMeansReady {

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 )
 
@@ -25,7 +26,7 @@ func TestPlanWakeup(t *testing.T) {
 	lowThreshold.Kernel.WriteWakeupThreshold = 64
 	for _, tt := range []struct {
 		name  string
-		facts Facts
+		facts gatestate.View
 		low   bool
 		// disabled turns the entropy warning off (EntropyLow=0).
 		disabled bool
