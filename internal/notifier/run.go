@@ -49,7 +49,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer srv.shutdown()
 	l := &loop{o: o, srv: srv, d: NewDecider(o.Policy)}
-	if l.watcher, err = WatchFile(o.StatePath); err != nil {
+	if l.watcher, err = gatestate.Watch(o.StatePath); err != nil {
 		o.Logf("%v; re-reading the gate state every %s instead", err, o.FallbackInterval)
 	} else {
 		defer l.watcher.Close()
@@ -80,7 +80,7 @@ type loop struct {
 	o       Options
 	srv     *server
 	d       *Decider
-	watcher *FileWatcher
+	watcher *gatestate.Watcher
 	// fileChanges is nil when the state file is not watched.
 	fileChanges <-chan struct{}
 	// sendFailed avoids logging the same failure at every event.
