@@ -100,7 +100,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		Logf:             logger.Printf,
 		Debugf:           debugf,
 	}
-	if random, err := OpenRandom("/dev"); err != nil {
+	if random, err := pool.OpenRandom("/dev"); err != nil {
 		logger.Printf("%v; re-checking every %s where it would tell", err, cfg.FallbackInterval)
 	} else {
 		defer random.Close()

@@ -11,8 +11,8 @@
 //     it, with hysteresis for the entropy estimate and a rate limit for
 //     showing again what the user dismissed. Time is passed in.
 //   - Render turns a decision into translated, markup-escaped text.
-//   - RandomDevice waits in the kernel (poll on /dev/random through the
-//     runtime's netpoller) and gatestate.Watcher in inotify, so a healthy system
+//   - pool.RandomDevice waits in the kernel (poll on /dev/random through
+//     the runtime's netpoller) and gatestate.Watcher in inotify, so a healthy system
 //     costs no periodic wake-ups; Run re-checks periodically only where
 //     the kernel offers no event for the change it waits for.
 //   - server speaks the freedesktop notification protocol over D-Bus and

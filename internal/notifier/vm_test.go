@@ -20,7 +20,7 @@ import (
 // waitRandom is the guest side of TestVMRandomWakes: it sleeps in
 // RandomDevice.Wait for POLLIN and says what getrandom reports on waking.
 func waitRandom() int {
-	r, err := OpenRandom("/dev")
+	r, err := pool.OpenRandom("/dev")
 	if err != nil {
 		fmt.Println(err)
 		return 2

@@ -177,52 +177,21 @@ func (k *Kernel) waitActive(ctx context.Context) error {
 	}
 }
 
-// waitPoll sleeps in poll(2) on /dev/random, where POLLIN means the CRNG
-// is ready, with an eventfd beside it so cancellation wakes it.
+// waitPoll sleeps on /dev/random, where POLLIN means the CRNG is ready,
+// in the runtime's netpoller, so cancellation wakes it.
 func (k *Kernel) waitPoll(ctx context.Context) error {
-	random, err := os.OpenFile(filepath.Join(k.devRoot, "random"), os.O_RDONLY|unix.O_NONBLOCK, 0)
+	random, err := OpenRandom(k.devRoot)
 	if err != nil {
-		// No device node (a minimal container): probing still works.
+		// No device node (a minimal container), or one epoll cannot
+		// wait on: probing still works.
 		return k.waitProbing(ctx)
 	}
 	defer random.Close()
-	cancelFD, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		return k.waitProbing(ctx)
-	}
-	defer unix.Close(cancelFD)
-	stop := context.AfterFunc(ctx, func() {
-		var one [8]byte
-		binary.NativeEndian.PutUint64(one[:], 1)
-		unix.Write(cancelFD, one[:])
-	})
-	defer stop()
-
-	raw, err := random.SyscallConn()
-	if err != nil {
-		return k.waitProbing(ctx)
-	}
-	var pollErr error
-	ctlErr := raw.Control(func(fd uintptr) {
-		fds := []unix.PollFd{
-			{Fd: int32(fd), Events: unix.POLLIN},
-			{Fd: int32(cancelFD), Events: unix.POLLIN},
+	if err := random.Wait(ctx, unix.POLLIN); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		for {
-			_, pollErr = unix.Poll(fds, -1)
-			if errors.Is(pollErr, unix.EINTR) {
-				continue
-			}
-			return
-		}
-	})
-	switch {
-	case ctlErr != nil:
-		return k.waitProbing(ctx)
-	case pollErr != nil:
-		return fmt.Errorf("poll /dev/random: %w", pollErr)
-	case ctx.Err() != nil:
-		return ctx.Err()
+		return fmt.Errorf("poll /dev/random: %w", err)
 	}
 	// POLLIN is the kernel's hint; getrandom has the final word. If they
 	// ever disagree, fall back to probing rather than spinning in poll.
