@@ -49,6 +49,8 @@ func newTestEnv(t *testing.T) *testEnv {
 		Sources:   config.Sources{File: filepath.Join(dir, "entropy-gate.conf"), DropInDir: filepath.Join(dir, "entropy-gate.conf.d")},
 		StatePath: filepath.Join(dir, "run", "state.json"),
 		SeedLock:  filepath.Join(dir, "run", "seed.lock"),
+		// Empty kernel trees: nothing of the host's shows.
+		Doctor: doctor.Sources{Roots: pool.Roots{Proc: filepath.Join(dir, "proc"), Sys: filepath.Join(dir, "sys"), Dev: filepath.Join(dir, "dev")}},
 	}
 	return te
 }
@@ -371,7 +373,7 @@ func TestDoctor(t *testing.T) {
 		t.Run(tt.fixture, func(t *testing.T) {
 			te := newTestEnv(t)
 			root := filepath.Join("..", "doctor", "testdata", tt.fixture)
-			te.Doctor = doctor.Sources{Proc: filepath.Join(root, "proc"), Sys: filepath.Join(root, "sys"), Dev: filepath.Join(root, "dev")}
+			te.Doctor = doctor.Sources{Roots: pool.Roots{Proc: filepath.Join(root, "proc"), Sys: filepath.Join(root, "sys"), Dev: filepath.Join(root, "dev")}}
 			if tt.ready {
 				te.ready()
 			}

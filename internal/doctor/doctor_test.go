@@ -14,7 +14,7 @@ import (
 
 func fixture(name string, p pool.Pool) Sources {
 	root := filepath.Join("testdata", name)
-	return Sources{Proc: filepath.Join(root, "proc"), Sys: filepath.Join(root, "sys"), Dev: filepath.Join(root, "dev"), StatePath: filepath.Join(root, "state.json"), Pool: p}
+	return Sources{Roots: pool.Roots{Proc: filepath.Join(root, "proc"), Sys: filepath.Join(root, "sys"), Dev: filepath.Join(root, "dev")}, StatePath: filepath.Join(root, "state.json"), Pool: p}
 }
 
 func fakePool(semantics pool.Semantics, ready bool) *pool.Fake {

@@ -68,7 +68,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		logger.Printf("state file: %v", err)
 		return ExitFail
 	}
-	kernel := pool.NewKernel("/proc", "/dev")
+	kernel := pool.NewKernel(pool.Roots{})
 	if *once {
 		return printVerdict(stdout, i18n.Default(), gatestate.ReadView(kernel, *statePath, 0), cfg.Policy)
 	}
@@ -100,7 +100,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		Logf:             logger.Printf,
 		Debugf:           debugf,
 	}
-	if random, err := pool.OpenRandom("/dev"); err != nil {
+	if random, err := pool.OpenRandom(pool.Roots{}); err != nil {
 		logger.Printf("%v; re-checking every %s where it would tell", err, cfg.FallbackInterval)
 	} else {
 		defer random.Close()

@@ -20,7 +20,7 @@ import (
 // waitRandom is the guest side of TestVMRandomWakes: it sleeps in
 // RandomDevice.Wait for POLLIN and says what getrandom reports on waking.
 func waitRandom() int {
-	r, err := pool.OpenRandom("/dev")
+	r, err := pool.OpenRandom(pool.Roots{})
 	if err != nil {
 		fmt.Println(err)
 		return 2
@@ -29,7 +29,7 @@ func waitRandom() int {
 		fmt.Println(err)
 		return 2
 	}
-	ready, _ := pool.NewKernel("/proc", "/dev").Ready()
+	ready, _ := pool.NewKernel(pool.Roots{}).Ready()
 	fmt.Printf("woke: %s\n", ready)
 	return 0
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -23,9 +22,9 @@ type RandomDevice struct {
 // its own; callers fall back to periodic checks.
 var ErrNotPollable = errors.New("not pollable")
 
-// OpenRandom opens devRoot/random (devRoot is normally "/dev").
-func OpenRandom(devRoot string) (*RandomDevice, error) {
-	f, err := os.OpenFile(filepath.Join(devRoot, "random"), os.O_RDONLY|unix.O_NONBLOCK, 0)
+// OpenRandom opens the random device under the dev root.
+func OpenRandom(roots Roots) (*RandomDevice, error) {
+	f, err := os.OpenFile(roots.DevPath("random"), os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open random device: %w", err)
 	}

@@ -15,14 +15,14 @@ import (
 // running test machine is initialized, so POLLIN is asserted at once and
 // POLLOUT (modern kernels: "not ready") is not.
 func TestRandomDeviceHost(t *testing.T) {
-	if r, _ := NewKernel("/proc", "/dev").Ready(); r != Ready {
+	if r, _ := NewKernel(Roots{}).Ready(); r != Ready {
 		t.Skip("host CRNG not initialized")
 	}
-	st, _ := NewKernel("/proc", "/dev").State()
+	st, _ := NewKernel(Roots{}).State()
 	if st.Semantics != Modern {
 		t.Skip("host kernel has legacy pool semantics")
 	}
-	r, err := OpenRandom("/dev")
+	r, err := OpenRandom(Roots{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestRandomDeviceWakes(t *testing.T) {
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r, err := OpenRandom(dev)
+	r, err := OpenRandom(Roots{Dev: dev})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestRandomDeviceWakes(t *testing.T) {
 }
 
 func TestOpenRandomMissing(t *testing.T) {
-	if _, err := OpenRandom(t.TempDir()); !errors.Is(err, os.ErrNotExist) {
+	if _, err := OpenRandom(Roots{Dev: t.TempDir()}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("OpenRandom of a missing device = %v, want ErrNotExist", err)
 	}
 }
@@ -93,7 +93,7 @@ func TestOpenRandomNotPollable(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dev, "random"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenRandom(dev); !errors.Is(err, ErrNotPollable) {
+	if _, err := OpenRandom(Roots{Dev: dev}); !errors.Is(err, ErrNotPollable) {
 		t.Errorf("OpenRandom of a regular file = %v, want ErrNotPollable", err)
 	}
 }

@@ -120,7 +120,7 @@ type Locator interface {
 	BootDisk(medium string) (string, error)
 }
 
-var _ Locator = seeders.SysRoots{}
+var _ Locator = seeders.SystemMounts{}
 
 func sectorBackend(c config.Seed, locate Locator) (seeders.SectorBackend, error) {
 	b := seeders.SectorBackend{Path: c.Sector.Device, LBA: c.Sector.LBA}
