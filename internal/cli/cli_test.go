@@ -454,6 +454,9 @@ func TestRunServiceRecordsTheBoot(t *testing.T) {
 	te := newTestEnv(t)
 	te.HistoryPath = filepath.Join(te.dir, "lib", "history.jsonl")
 	os.WriteFile(te.Sources.File, []byte("[Gate]\nTimeout=10s\nMode=active\n"), 0o644)
+	release := filepath.Join(te.Doctor.ProcPath("sys", "kernel", "osrelease"))
+	os.MkdirAll(filepath.Dir(release), 0o755)
+	os.WriteFile(release, []byte("6.1.0-28-amd64\n"), 0o644)
 	time.AfterFunc(30*time.Millisecond, te.ready)
 	if code := te.run("run"); code != ExitOK {
 		t.Fatalf("exit %d: %s", code, te.stderr)
@@ -463,7 +466,7 @@ func TestRunServiceRecordsTheBoot(t *testing.T) {
 		t.Fatalf("history = %v, %v", records, err)
 	}
 	r := records[0]
-	if r.Outcome != "ready" || r.ReadyBy != "jitter" || r.Mode != "active" || r.WaitedMS < 20 || r.Kernel == "" {
+	if r.Outcome != "ready" || r.ReadyBy != "jitter" || r.Mode != "active" || r.WaitedMS < 20 || r.Kernel != "6.1.0-28-amd64" {
 		t.Errorf("recorded %+v", r)
 	}
 }

@@ -8,9 +8,12 @@ import (
 	"syscall"
 	"time"
 
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/doctor"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/history"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 )
 
 func runService(ctx context.Context, env Env, args []string) int {
@@ -31,15 +34,25 @@ func runService(ctx context.Context, env Env, args []string) int {
 	if env.Journal {
 		journal = gate.NewJournalSink(logger.Printf)
 	}
-	boot := newBootRecorder(env, c)
-	journal.Extra = boot.journalFields
+	credit := doctor.GatherSources(env.Doctor)
+	boot := &gate.HistorySink{
+		Path:   env.HistoryPath,
+		Kernel: env.Doctor.KernelRelease(),
+		Sources: history.Sources{
+			HWRNGCredited: credit.HWRNGCredited(),
+			CPUCredited:   credit.CPUCredited(),
+			Active:        c.Mode == pool.Active,
+		},
+		Logf: logger.Printf,
+	}
+	journal.Extra = boot.JournalFields
 	state := &gate.StateFileSink{Path: env.StatePath, Logf: logger.Printf}
 	seeds := seedRunner(env, c.Seed, logger)
 	g := &gate.Gate{
 		Pool:   env.Pool,
 		Config: c,
 		Logf:   logger.Printf,
-		Sinks:  []gate.Sink{journal, state},
+		Sinks:  []gate.Sink{journal, state, boot},
 		// The initramfs or the seed unit has normally loaded the seeds
 		// already; this loads what they could not, and all of them on
 		// systems without either.
@@ -61,7 +74,6 @@ func runService(ctx context.Context, env Env, args []string) int {
 		g.Sinks = append(g.Sinks, gate.SplashSink{Display: env.Splash, Translator: env.tr()})
 	}
 	p, err := g.Run(ctx)
-	boot.save(p, logger)
 	if err != nil {
 		return ExitNotReady
 	}
