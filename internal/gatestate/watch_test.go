@@ -39,14 +39,14 @@ func TestWatcher(t *testing.T) {
 		// quiet: the step must not be reported.
 		quiet bool
 	}{
-		{name: "unrelated file in an ancestor", quiet: true, do: func() { writeFile(t, filepath.Join(root, "other"), "x") }},
+		{name: "unrelated file in an ancestor", quiet: true, do: func() { os.WriteFile(filepath.Join(root, "other"), []byte("x"), 0o644) }},
 		{name: "directories and file appear", do: write},
 		{name: "replaced by rename", do: write},
-		{name: "sibling file", quiet: true, do: func() { writeFile(t, filepath.Join(filepath.Dir(path), "other.json"), "x") }},
+		{name: "sibling file", quiet: true, do: func() { os.WriteFile(filepath.Join(filepath.Dir(path), "other.json"), []byte("x"), 0o644) }},
 		{name: "removed", do: func() { os.Remove(path) }},
 		{name: "directory removed", do: func() { os.RemoveAll(filepath.Dir(path)) }},
 		{name: "written again", do: write},
-		{name: "written in place", do: func() { writeFile(t, path, "{}") }},
+		{name: "written in place", do: func() { os.WriteFile(path, []byte("{}"), 0o644) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			drain(w)
@@ -116,15 +116,5 @@ func TestWatcherDirectoryAppearingWhileArming(t *testing.T) {
 	case <-w.Changes():
 	case <-time.After(5 * time.Second):
 		t.Fatal("a write after the directories appeared was not reported")
-	}
-}
-
-func writeFile(t testing.TB, path, text string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }

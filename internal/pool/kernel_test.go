@@ -167,6 +167,20 @@ func devWithFIFO(t *testing.T) (k *Kernel, fifo string) {
 	return NewKernel(Roots{Proc: root, Dev: root}), fifo
 }
 
+// assertPOLLIN makes a FIFO from devWithFIFO readable, as the kernel
+// makes /dev/random once the CRNG is ready.
+func assertPOLLIN(t *testing.T, fifo string) {
+	t.Helper()
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	if _, err := w.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestWaitPollCancels(t *testing.T) {
 	k, _ := devWithFIFO(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -195,14 +209,7 @@ func TestWaitPollWakesOnPOLLIN(t *testing.T) {
 	k, fifo := devWithFIFO(t)
 	done := make(chan error, 1)
 	go func() { done <- k.waitPoll(context.Background()) }()
-	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if _, err := w.Write([]byte{1}); err != nil {
-		t.Fatal(err)
-	}
+	assertPOLLIN(t, fifo)
 	select {
 	case err := <-done:
 		if err != nil {

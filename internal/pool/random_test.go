@@ -47,12 +47,8 @@ func TestRandomDeviceHost(t *testing.T) {
 // TestRandomDeviceWakes stands a FIFO in for the device, so the test can
 // assert POLLIN while Wait sleeps.
 func TestRandomDeviceWakes(t *testing.T) {
-	dev := t.TempDir()
-	fifo := filepath.Join(dev, "random")
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r, err := OpenRandom(Roots{Dev: dev})
+	k, fifo := devWithFIFO(t)
+	r, err := OpenRandom(k.roots)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,14 +60,7 @@ func TestRandomDeviceWakes(t *testing.T) {
 		t.Fatalf("Wait returned before the event: %v", err)
 	case <-time.After(50 * time.Millisecond):
 	}
-	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if _, err := w.Write([]byte{1}); err != nil {
-		t.Fatal(err)
-	}
+	assertPOLLIN(t, fifo)
 	select {
 	case err := <-woke:
 		if err != nil {
