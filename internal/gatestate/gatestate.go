@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/atomicfile"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
 
@@ -131,33 +131,12 @@ func ReadSeeds(path string) ([]seeders.Result, error) {
 	return seeds, nil
 }
 
-// writeJSON replaces path with v's JSON atomically, by rename: readers
-// see the old or the new content, never a mix. The file is
-// world-readable: these files hold no secrets.
+// writeJSON replaces path with v's JSON atomically, world-readable:
+// these files hold no secrets.
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, append(b, '\n'), 0o644)
 }
