@@ -40,15 +40,18 @@ func (k Kernel) Credit(seed []byte, bits int) error {
 // outlives its deadline runs on in its goroutine, and another process
 // may meanwhile take the lock and load the same record.
 type creditToken struct {
+	// run is the run's context: once it is done, so is crediting, even
+	// before the run gets round to revoking.
+	run     context.Context
 	mu      sync.Mutex
 	revoked bool
 }
 
-// credit runs credit unless the token is revoked.
+// credit runs credit unless the token is revoked or the run is done.
 func (t *creditToken) credit(credit func() error) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.revoked {
+	if t.revoked || t.run.Err() != nil {
 		return ErrCreditRevoked
 	}
 	return credit()
@@ -164,7 +167,7 @@ const DefaultGrace = 10 * time.Second
 // finishes later, in the grace period or left behind, mixes at most.
 // The caller unlocks the seeds only after run returned.
 func (r *Runner) run(ctx context.Context, backends []Backend, action string) []seeders.Result {
-	token := &creditToken{}
+	token := &creditToken{run: ctx}
 	defer token.revoke()
 	k := Kernel{Pool: r.Pool, token: token}
 	var out []seeders.Result
