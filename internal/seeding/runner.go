@@ -20,8 +20,9 @@ const DefaultTimeout = 20 * time.Second
 type Deps struct {
 	// Pool is the kernel RNG the seeds are credited or mixed into.
 	Pool pool.Pool
-	// ResultsPath is this boot's results file (gatestate.DefaultSeedsPath); ""
-	// keeps none, so every backend is loaded.
+	// ResultsPath is this boot's results file
+	// (gatestate.DefaultSeedsPath); "" keeps none, so every backend is
+	// loaded.
 	ResultsPath string
 	// LockPath is the seed lock shared by every process (DefaultLockPath);
 	// "" takes no lock.
@@ -32,16 +33,16 @@ type Deps struct {
 }
 
 // Runner runs the seed protocol for one process: it takes the seed lock,
-// keeps this boot's results, and bounds each run by Timeout and Grace.
+// keeps this boot's results, and bounds each run by DefaultTimeout and the
+// grace period.
 type Runner struct {
 	Deps
 	// Backends are the configured backends; Failed the results of those
 	// that could not be built.
 	Backends []Backend
 	Failed   []seeders.Result
-	// Timeout overrides DefaultTimeout, Grace overrides DefaultGrace (for
-	// tests).
-	Timeout, Grace time.Duration
+	// Grace overrides DefaultGrace (for tests).
+	Grace time.Duration
 }
 
 // NewRunner builds the backends the configuration enables (see Backends).
@@ -54,13 +55,6 @@ func (r *Runner) logf(format string, args ...any) {
 	if r.Logf != nil {
 		r.Logf(format, args...)
 	}
-}
-
-func (r *Runner) timeout() time.Duration {
-	if r.Timeout > 0 {
-		return r.Timeout
-	}
-	return DefaultTimeout
 }
 
 func (r *Runner) grace() time.Duration {
@@ -86,7 +80,7 @@ func (r *Runner) lock(ctx context.Context) (func(), error) {
 // backend the initramfs could not reach (a seed on the persistent volume)
 // is loaded when the system can.
 func (r *Runner) Load(ctx context.Context) []seeders.Result {
-	ctx, cancel := context.WithTimeout(ctx, r.timeout())
+	ctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
 	defer cancel()
 	unlock, err := r.lock(ctx)
 	if err != nil {
@@ -135,7 +129,7 @@ func (r *Runner) Save(ctx context.Context) []seeders.Result {
 
 // write writes new seeds to every backend, under the seed lock.
 func (r *Runner) write(ctx context.Context, action string) []seeders.Result {
-	ctx, cancel := context.WithTimeout(ctx, r.timeout())
+	ctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
 	defer cancel()
 	unlock, err := r.lock(ctx)
 	if err != nil {
