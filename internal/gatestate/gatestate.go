@@ -124,6 +124,11 @@ func ReadSeeds(path string) ([]seeders.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ParseSeeds(b)
+}
+
+// ParseSeeds decodes the seed results file's content.
+func ParseSeeds(b []byte) ([]seeders.Result, error) {
 	var seeds []seeders.Result
 	if err := json.Unmarshal(b, &seeds); err != nil {
 		return nil, fmt.Errorf("parse seed results: %w", err)

@@ -111,3 +111,22 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseSeeds(f *testing.F) {
+	f.Add([]byte(`[{"backend":"file:/s","action":"load","loaded":true,"content":"record","credited_bits":256,"reason":"credited 256 bits"}]`))
+	f.Add([]byte(`[{"backend":"sector:/dev/sda@34","content":"torn"},{"content":"nonsense"}]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		seeds, err := ParseSeeds(b)
+		if err != nil {
+			return
+		}
+		// What parses writes back and parses the same.
+		again, err := json.Marshal(seeds)
+		if err != nil {
+			t.Fatalf("marshal parsed seeds: %v", err)
+		}
+		if back, err := ParseSeeds(again); err != nil || len(back) != len(seeds) {
+			t.Errorf("round trip: %d seeds, %v; want %d", len(back), err, len(seeds))
+		}
+	})
+}
