@@ -43,12 +43,12 @@ func TestReadView(t *testing.T) {
 				t.Errorf("kernel view = %v, %+v, threshold %d", v.Readiness, v.Kernel, v.Threshold)
 			}
 			switch {
-			case tt.wantGateErr == errAny && v.GateErr == nil:
+			case errors.Is(tt.wantGateErr, errAny) && v.GateErr == nil:
 				t.Errorf("GateErr = nil, want an error")
-			case tt.wantGateErr != errAny && !errors.Is(v.GateErr, tt.wantGateErr):
+			case !errors.Is(tt.wantGateErr, errAny) && !errors.Is(v.GateErr, tt.wantGateErr):
 				t.Errorf("GateErr = %v, want %v", v.GateErr, tt.wantGateErr)
 			}
-			if (v.StateFileProblem() != nil) != (tt.wantGateErr == errAny) {
+			if (v.StateFileProblem() != nil) != errors.Is(tt.wantGateErr, errAny) {
 				t.Errorf("StateFileProblem = %v", v.StateFileProblem())
 			}
 			if v.Gate.Outcome != tt.wantOutcome || len(v.Gate.Seeds) != tt.wantSeeds || v.GateState() != tt.wantGateState {
