@@ -27,9 +27,11 @@ type Deps struct {
 	// LockPath is the seed lock shared by every process (DefaultLockPath);
 	// "" takes no lock.
 	LockPath string
-	// Logf logs one line per backend result and what could not be done;
-	// nil discards them.
+	// Logf logs one line per backend result; nil discards them.
 	Logf func(format string, args ...any)
+	// Warnf logs what went wrong: a failed backend, the lock or the
+	// results file. nil logs it with Logf, marked as a warning.
+	Warnf func(format string, args ...any)
 }
 
 // Runner runs the seed protocol for one process: it takes the seed lock,
@@ -55,6 +57,14 @@ func (r *Runner) logf(format string, args ...any) {
 	if r.Logf != nil {
 		r.Logf(format, args...)
 	}
+}
+
+func (r *Runner) warnf(format string, args ...any) {
+	if r.Warnf != nil {
+		r.Warnf(format, args...)
+		return
+	}
+	r.logf("warning: "+format, args...)
 }
 
 func (r *Runner) grace() time.Duration {
@@ -84,7 +94,7 @@ func (r *Runner) Load(ctx context.Context) []seeders.Result {
 	defer cancel()
 	unlock, err := r.lock(ctx)
 	if err != nil {
-		r.logf("seeds not loaded: %v", err)
+		r.warnf("seeds not loaded: %v", err)
 		prior, _ := r.readResults()
 		return prior
 	}
@@ -108,7 +118,7 @@ func (r *Runner) Load(ctx context.Context) []seeders.Result {
 	results = append(withoutRetried(prior, results), results...)
 	if r.ResultsPath != "" {
 		if err := gatestate.WriteSeeds(r.ResultsPath, results); err != nil {
-			r.logf("warning: %v", err)
+			r.warnf("%v", err)
 		}
 	}
 	return results
@@ -133,7 +143,7 @@ func (r *Runner) write(ctx context.Context, action string) []seeders.Result {
 	defer cancel()
 	unlock, err := r.lock(ctx)
 	if err != nil {
-		r.logf("seeds not written: %v", err)
+		r.warnf("seeds not written: %v", err)
 		return nil
 	}
 	defer unlock()
@@ -149,10 +159,15 @@ func (r *Runner) readResults() ([]seeders.Result, error) {
 	return gatestate.ReadSeeds(r.ResultsPath)
 }
 
-// log writes one line per backend result, for the journal.
+// log writes one line per backend result, for the journal: a warning for
+// a backend that failed.
 func (r *Runner) log(seeds []seeders.Result) {
 	for _, s := range seeds {
-		r.logf("seed %s %s: %s", s.Action, s.Backend, s.Reason)
+		logf := r.logf
+		if s.Error != "" {
+			logf = r.warnf
+		}
+		logf("seed %s %s: %s", s.Action, s.Backend, s.Reason)
 	}
 }
 

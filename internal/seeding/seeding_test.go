@@ -3,6 +3,7 @@ package seeding
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -289,5 +290,22 @@ func TestNothingCreditsAfterTheDeadline(t *testing.T) {
 				t.Errorf("result %+v, want mixed and why not credited", got[0])
 			}
 		})
+	}
+}
+
+func TestRunnerLogsFailuresAsWarnings(t *testing.T) {
+	var info, warnings []string
+	record := func(to *[]string) func(string, ...any) {
+		return func(format string, args ...any) { *to = append(*to, fmt.Sprintf(format, args...)) }
+	}
+	c := fileConfig(t)
+	r := NewRunner(c, nil, Deps{Pool: fakePool(), Logf: record(&info), Warnf: record(&warnings)})
+	r.Backends = append([]Backend{{Backend: crashing{}}}, r.Backends...)
+	r.Load(context.Background())
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "seed load crashing: failed") {
+		t.Errorf("warnings %q, want the crashed backend's", warnings)
+	}
+	if len(info) != 1 || !strings.Contains(info[0], "seed load file:") {
+		t.Errorf("information %q, want the file backend's", info)
 	}
 }
