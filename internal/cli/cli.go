@@ -82,7 +82,7 @@ func System(stdout, stderr *os.File) Env {
 	env := Env{
 		Stdout:    stdout,
 		Stderr:    stderr,
-		Pool:      pool.NewKernel("/proc", "/dev"),
+		Pool:      pool.NewKernel(pool.Roots{}),
 		Sources:   config.DefaultSources(),
 		StatePath: gatestate.DefaultPath,
 		Terminal:  isTerminal(stdout),
@@ -96,9 +96,9 @@ func System(stdout, stderr *os.File) Env {
 	}
 	env.Doctor = doctor.SystemSources(env.Pool)
 	env.HistoryPath = history.DefaultPath
-	env.SeedResults = seeding.DefaultResultsPath
+	env.SeedResults = gatestate.DefaultSeedsPath
 	env.SeedLock = seeding.DefaultLockPath
-	env.Locator = seeders.SysRoots{}
+	env.Locator = seeders.SystemMounts{}
 	env.ReadJournal = history.ReadJournal
 	return env
 }

@@ -20,6 +20,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/history"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeding"
 )
 
@@ -48,6 +49,8 @@ func newTestEnv(t *testing.T) *testEnv {
 		Sources:   config.Sources{File: filepath.Join(dir, "entropy-gate.conf"), DropInDir: filepath.Join(dir, "entropy-gate.conf.d")},
 		StatePath: filepath.Join(dir, "run", "state.json"),
 		SeedLock:  filepath.Join(dir, "run", "seed.lock"),
+		// Empty kernel trees: nothing of the host's shows.
+		Doctor: doctor.Sources{Roots: pool.Roots{Proc: filepath.Join(dir, "proc"), Sys: filepath.Join(dir, "sys"), Dev: filepath.Join(dir, "dev")}},
 	}
 	return te
 }
@@ -370,7 +373,7 @@ func TestDoctor(t *testing.T) {
 		t.Run(tt.fixture, func(t *testing.T) {
 			te := newTestEnv(t)
 			root := filepath.Join("..", "doctor", "testdata", tt.fixture)
-			te.Doctor = doctor.Sources{Proc: filepath.Join(root, "proc"), Sys: filepath.Join(root, "sys"), Dev: filepath.Join(root, "dev")}
+			te.Doctor = doctor.Sources{Roots: pool.Roots{Proc: filepath.Join(root, "proc"), Sys: filepath.Join(root, "sys"), Dev: filepath.Join(root, "dev")}}
 			if tt.ready {
 				te.ready()
 			}
@@ -451,6 +454,9 @@ func TestRunServiceRecordsTheBoot(t *testing.T) {
 	te := newTestEnv(t)
 	te.HistoryPath = filepath.Join(te.dir, "lib", "history.jsonl")
 	os.WriteFile(te.Sources.File, []byte("[Gate]\nTimeout=10s\nMode=active\n"), 0o644)
+	release := filepath.Join(te.Doctor.ProcPath("sys", "kernel", "osrelease"))
+	os.MkdirAll(filepath.Dir(release), 0o755)
+	os.WriteFile(release, []byte("6.1.0-28-amd64\n"), 0o644)
 	time.AfterFunc(30*time.Millisecond, te.ready)
 	if code := te.run("run"); code != ExitOK {
 		t.Fatalf("exit %d: %s", code, te.stderr)
@@ -460,7 +466,7 @@ func TestRunServiceRecordsTheBoot(t *testing.T) {
 		t.Fatalf("history = %v, %v", records, err)
 	}
 	r := records[0]
-	if r.Outcome != "ready" || r.ReadyBy != "jitter" || r.Mode != "active" || r.WaitedMS < 20 || r.Kernel == "" {
+	if r.Outcome != "ready" || r.ReadyBy != "jitter" || r.Mode != "active" || r.WaitedMS < 20 || r.Kernel != "6.1.0-28-amd64" {
 		t.Errorf("recorded %+v", r)
 	}
 }
@@ -540,7 +546,7 @@ func TestRunUsesTheSeedUnitsResults(t *testing.T) {
 	te.ready()
 	te.run("run")
 	state, _ := gatestate.Read(te.StatePath)
-	if len(state.Seeds) != 2 || state.Seeds[0].Action != gatestate.SeedLoad || !strings.Contains(string(loaded), state.Seeds[0].Reason) {
+	if len(state.Seeds) != 2 || state.Seeds[0].Action != seeders.ActionLoad || !strings.Contains(string(loaded), state.Seeds[0].Reason) {
 		t.Errorf("state seeds = %+v, want seed load's results then the refresh", state.Seeds)
 	}
 	if mixes := te.fake.Mixes(); len(mixes) != 0 {
@@ -595,12 +601,12 @@ func TestSeedLoadAddsBackendsTheInitramfsCouldNotReach(t *testing.T) {
 	seed := te.withFileSeed(t)
 	// The initramfs loaded the sector seed; the persistent volume's file
 	// seed was not there yet.
-	initramfs := []gatestate.Seed{{Backend: "sector:/dev/sda@34", Action: gatestate.SeedLoad, Loaded: true, Content: "record", CreditedBits: 256, Refreshed: true}}
-	if err := seeding.SaveResults(te.SeedResults, initramfs); err != nil {
+	initramfs := []seeders.Result{{Backend: "sector:/dev/sda@34", Action: seeders.ActionLoad, Loaded: true, Content: seeders.ContentRecord, CreditedBits: 256, Refreshed: true}}
+	if err := gatestate.WriteSeeds(te.SeedResults, initramfs); err != nil {
 		t.Fatal(err)
 	}
 	te.run("seed", "load")
-	got, err := seeding.ReadResults(te.SeedResults)
+	got, err := gatestate.ReadSeeds(te.SeedResults)
 	if err != nil || len(got) != 2 || got[0] != initramfs[0] || got[1].Backend != "file:"+seed || !got[1].Refreshed {
 		t.Errorf("results = %+v, %v; want the initramfs's, then the file seed's", got, err)
 	}

@@ -7,9 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
-	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/doctor"
@@ -20,10 +18,6 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeding"
 )
-
-// seedTimeout bounds loading or saving all seeds: a stick pulled out at
-// shutdown must not hold the shutdown up.
-const seedTimeout = 20 * time.Second
 
 func runSeed(ctx context.Context, env Env, args []string) int {
 	tr := env.tr()
@@ -52,99 +46,21 @@ func seedUsage(tr *i18n.Translator) string {
 		"  init     " + tr.G("write a first, creditable seed, e.g. on a new USB stick") + "\n"
 }
 
-// seedSetup loads the configuration and builds its seed backends.
-func seedSetup(env Env, configFile string, logger *logging.Logger) (config.Config, []seeding.Backend, []gatestate.Seed) {
+// seedRunnerFor loads the configuration and builds its seed runner.
+func seedRunnerFor(env Env, configFile string, logger *logging.Logger) *seeding.Runner {
 	c, _ := loadConfig(env, configFile, logger)
-	backends, failed := seeding.Backends(c.Seed, env.Locator)
-	return c, backends, failed
+	return seedRunner(env, c.Seed, logger)
 }
 
-// logSeeds writes one line per backend result, for the journal: a
-// warning for a backend that failed.
-func logSeeds(logger *logging.Logger, seeds []gatestate.Seed) {
-	for _, s := range seeds {
-		logf := logger.Printf
-		if s.Error != "" {
-			logf = logger.Warningf
-		}
-		logf("seed %s %s: %s", s.Action, s.Backend, s.Reason)
-	}
-}
-
-// loadSeeds runs the boot-time protocol on every backend not loaded yet
-// this boot, and keeps all results for the gate. Loading a backend twice
-// would only mix its replacement and wear the medium; but a backend the
-// initramfs could not reach (a seed on the persistent volume) is loaded
-// when the system can.
-func loadSeeds(ctx context.Context, env Env, backends []seeding.Backend, failed []gatestate.Seed, logger *logging.Logger) []gatestate.Seed {
-	ctx, cancel := context.WithTimeout(ctx, seedTimeout)
-	defer cancel()
-	unlock, err := lockSeeds(ctx, env)
-	if err != nil {
-		logger.Warningf("seeds not loaded: %v", err)
-		prior, _ := seeding.ReadResults(env.SeedResults)
-		return prior
-	}
-	defer unlock()
-	prior, _ := seeding.ReadResults(env.SeedResults) // none yet, or unreadable: load all
-	loaded := map[string]bool{}
-	for _, s := range prior {
-		loaded[s.Backend] = s.Loaded
-	}
-	var todo []seeding.Backend
-	for _, b := range backends {
-		if !loaded[b.Name()] {
-			todo = append(todo, b)
-		}
-	}
-	results := append(failed, seeding.Run(ctx, todo, seeding.Kernel{Pool: env.Pool}, gatestate.SeedLoad)...)
-	logSeeds(logger, results)
-	if len(todo) < len(backends) {
-		logger.Printf("%d seed backends already loaded this boot", len(backends)-len(todo))
-	}
-	results = append(withoutRetried(prior, results), results...)
-	if env.SeedResults != "" {
-		if err := seeding.SaveResults(env.SeedResults, results); err != nil {
-			logger.Warningf("%v", err)
-		}
-	}
-	return results
-}
-
-// lockSeeds takes the seed lock, if there is one: the results of this
-// boot are read and the seeds used under it, so two processes never both
-// load (and credit) the same seed.
-func lockSeeds(ctx context.Context, env Env) (func(), error) {
-	if env.SeedLock == "" {
-		return func() {}, nil
-	}
-	return seeding.Lock(ctx, env.SeedLock)
-}
-
-// refreshSeeds writes new seeds to every backend, under the seed lock.
-func refreshSeeds(ctx context.Context, env Env, backends []seeding.Backend, action string, logger *logging.Logger) []gatestate.Seed {
-	ctx, cancel := context.WithTimeout(ctx, seedTimeout)
-	defer cancel()
-	unlock, err := lockSeeds(ctx, env)
-	if err != nil {
-		logger.Warningf("seeds not written: %v", err)
-		return nil
-	}
-	defer unlock()
-	results := seeding.Run(ctx, backends, seeding.Kernel{Pool: env.Pool}, action)
-	logSeeds(logger, results)
-	return results
-}
-
-// withoutRetried drops the earlier results of backends tried again.
-func withoutRetried(prior, again []gatestate.Seed) []gatestate.Seed {
-	var out []gatestate.Seed
-	for _, p := range prior {
-		if !slices.ContainsFunc(again, func(s gatestate.Seed) bool { return s.Backend == p.Backend }) {
-			out = append(out, p)
-		}
-	}
-	return out
+// seedRunner builds the seed runner for the configured backends.
+func seedRunner(env Env, c config.Seed, logger *logging.Logger) *seeding.Runner {
+	return seeding.NewRunner(c, env.Locator, seeding.Deps{
+		Pool:        env.Pool,
+		ResultsPath: env.SeedResults,
+		LockPath:    env.SeedLock,
+		Logf:        logger.Printf,
+		Warnf:       logger.Warningf,
+	})
 }
 
 func runSeedLoad(ctx context.Context, env Env, args []string) int {
@@ -153,9 +69,7 @@ func runSeedLoad(ctx context.Context, env Env, args []string) int {
 	if err := parseFlags(env, fs, "seed load", env.tr().G("Credit or mix each configured seed, after writing its replacement. Run once, early at boot."), args); err != nil {
 		return exitFor(err)
 	}
-	logger := newLogger(env.Stderr)
-	_, backends, failed := seedSetup(env, *file, logger)
-	loadSeeds(ctx, env, backends, failed, logger)
+	seedRunnerFor(env, *file, newLogger(env.Stderr)).Load(ctx)
 	// A seed that could not be used is logged; it never fails the boot.
 	return ExitOK
 }
@@ -166,10 +80,7 @@ func runSeedSave(ctx context.Context, env Env, args []string) int {
 	if err := parseFlags(env, fs, "seed save", env.tr().G("Write new seeds to every configured backend, e.g. at clean shutdown."), args); err != nil {
 		return exitFor(err)
 	}
-	logger := newLogger(env.Stderr)
-	_, backends, failed := seedSetup(env, *file, logger)
-	logSeeds(logger, failed)
-	refreshSeeds(ctx, env, backends, gatestate.SeedSave, logger)
+	seedRunnerFor(env, *file, newLogger(env.Stderr)).Save(ctx)
 	return ExitOK
 }
 
@@ -177,7 +88,7 @@ func runSeedSave(ctx context.Context, env Env, args []string) int {
 type seedStatus struct {
 	Backends []backendStatus `json:"backends"`
 	// ThisBoot is what the backends did this boot, if they ran.
-	ThisBoot []gatestate.Seed `json:"this_boot"`
+	ThisBoot []seeders.Result `json:"this_boot"`
 	HWRNG    doctor.HWRNG     `json:"hwrng"`
 }
 
@@ -199,13 +110,12 @@ func runSeedStatus(_ context.Context, env Env, args []string) int {
 	if err := parseFlags(env, fs, "seed status", tr.G("Show the configured seed backends, what each holds now (read without writing)\nand what they did this boot."), args); err != nil {
 		return exitFor(err)
 	}
-	logger := newLogger(env.Stderr)
-	_, backends, failed := seedSetup(env, *file, logger)
+	seeds := seedRunnerFor(env, *file, newLogger(env.Stderr))
 	st := seedStatus{HWRNG: doctor.ReadHWRNG(env.Doctor), Backends: []backendStatus{}}
-	for _, f := range failed {
+	for _, f := range seeds.Failed {
 		st.Backends = append(st.Backends, backendStatus{Backend: f.Backend, Error: f.Error})
 	}
-	for _, b := range backends {
+	for _, b := range seeds.Backends {
 		st.Backends = append(st.Backends, inspect(b))
 	}
 	st.ThisBoot = thisBootSeeds(env)
@@ -236,13 +146,13 @@ func inspect(b seeding.Backend) backendStatus {
 
 // thisBootSeeds are the results in the gate's state, or else those `seed
 // load` left.
-func thisBootSeeds(env Env) []gatestate.Seed {
+func thisBootSeeds(env Env) []seeders.Result {
 	if st, err := gatestate.Read(env.StatePath); err == nil && len(st.Seeds) > 0 {
 		return st.Seeds
 	}
-	seeds, _ := seeding.ReadResults(env.SeedResults)
+	seeds, _ := gatestate.ReadSeeds(env.SeedResults)
 	if seeds == nil {
-		seeds = []gatestate.Seed{}
+		seeds = []seeders.Result{}
 	}
 	return seeds
 }
@@ -329,7 +239,7 @@ func runSeedInit(ctx context.Context, env Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "entropy-gate seed init: %s\n", reason)
 		return ExitNotReady
 	}
-	unlock, err := lockSeeds(ctx, env)
+	unlock, err := seeding.Lock(ctx, env.SeedLock)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "entropy-gate seed init: %v\n", err)
 		return ExitNotReady

@@ -8,10 +8,12 @@ import (
 	"syscall"
 	"time"
 
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/doctor"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/history"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
-	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeding"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 )
 
 func runService(ctx context.Context, env Env, args []string) int {
@@ -32,40 +34,46 @@ func runService(ctx context.Context, env Env, args []string) int {
 	if env.Journal {
 		journal = gate.NewJournalSink(logger.Printf)
 	}
-	boot := newBootRecorder(env, c)
-	journal.Extra = boot.journalFields
+	credit := doctor.GatherSources(env.Doctor)
+	boot := &gate.HistorySink{
+		Path:   env.HistoryPath,
+		Kernel: env.Doctor.KernelRelease(),
+		Sources: history.Sources{
+			HWRNGCredited: credit.HWRNGCredited(),
+			CPUCredited:   credit.CPUCredited(),
+			Active:        c.Mode == pool.Active,
+		},
+		Logf: logger.Warningf,
+	}
+	journal.Extra = boot.JournalFields
 	state := &gate.StateFileSink{Path: env.StatePath, Logf: logger.Warningf}
-	backends, failed := seeding.Backends(c.Seed, env.Locator)
+	seeds := seedRunner(env, c.Seed, logger)
 	g := &gate.Gate{
 		Pool:   env.Pool,
 		Config: c,
 		Logf:   logger.Warningf,
-		Sinks:  []gate.Sink{journal, state},
-		Seed: func(ctx context.Context) []gatestate.Seed {
-			// The initramfs or the seed unit has normally loaded the
-			// seeds already; this loads what they could not, and all
-			// of them on systems without either.
-			return loadSeeds(ctx, env, backends, failed, logger)
-		},
+		Sinks:  []gate.Sink{journal, state, boot},
+		// The initramfs or the seed unit has normally loaded the seeds
+		// already; this loads what they could not, and all of them on
+		// systems without either.
+		Seed: seeds.Load,
+	}
+	if len(seeds.Backends) > 0 {
+		// Dependents are starting; now that the CRNG is initialized,
+		// replace the seeds written at boot with creditable ones.
+		g.AfterOpen = seeds.Refresh
 	}
 	if env.Notify {
 		// READY=1 goes out before anything slower hears of the opening.
 		g.Sinks = append([]gate.Sink{gate.NotifySink{}}, g.Sinks...)
 	}
 	if env.Terminal {
-		g.Sinks = append(g.Sinks, gate.TerminalSink{W: env.Stdout, Translator: env.tr()})
+		g.Sinks = append(g.Sinks, &gate.TerminalSink{W: env.Stdout, Translator: env.tr()})
 	}
 	if env.Splash != nil {
 		g.Sinks = append(g.Sinks, gate.SplashSink{Display: env.Splash, Translator: env.tr()})
 	}
 	p, err := g.Run(ctx)
-	if p.CRNGInitialized && len(backends) > 0 {
-		// Dependents are starting; now that the CRNG is initialized,
-		// replace the seeds written at boot with creditable ones.
-		p.Seeds = append(p.Seeds, refreshSeeds(ctx, env, backends, gatestate.SeedRefresh, logger)...)
-		state.Update(p)
-	}
-	boot.save(p, logger)
 	if err != nil {
 		return ExitNotReady
 	}

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,11 +10,9 @@ import (
 	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/doctor"
-	"gitlab.tails.boum.org/tails/entropy-gate/internal/gate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/logging"
-	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 )
 
 // Status is `entropy-gate status --json`: the persistent storage
@@ -41,49 +38,38 @@ type Status struct {
 
 // Gate is the gate service's state, from its state file.
 type Gate struct {
-	// State is a gatestate.Phase, or "not-run" without a state file, or
-	// "unknown" when the file cannot be read.
+	// State is a gatestate.Phase, or gatestate.NotRun ("not-run") without
+	// a state file, or gatestate.Unknown ("unknown") when the file cannot
+	// be read.
 	State    string `json:"state"`
 	WaitedMS int64  `json:"waited_ms"`
 	Outcome  string `json:"outcome,omitempty"`
 	Reason   string `json:"reason,omitempty"`
 }
 
-// statusNotRun and statusUnknown are Gate.State without a usable file.
-const (
-	statusNotRun  = "not-run"
-	statusUnknown = "unknown"
-)
-
 func readStatus(env Env, threshold int, logger *logging.Logger) Status {
-	r, rErr := env.Pool.Ready()
-	s, sErr := env.Pool.State()
-	if sErr != nil {
-		logger.Warningf("%v", sErr)
+	v := gatestate.ReadView(env.Pool, env.StatePath, threshold)
+	if v.KernelErr != nil {
+		logger.Warningf("%v", v.KernelErr)
 	}
-	t, _ := gate.EffectiveThreshold(threshold, s)
-	st := Status{
-		CRNGInitialized: r == pool.Ready,
-		EntropyAvail:    s.EntropyAvail,
-		PoolSize:        s.PoolSize,
-		Threshold:       t,
-		Semantics:       s.Semantics.String(),
-	}
-	if rErr != nil {
-		st.CRNGReason = rErr.Error()
-	}
-	st.Ready = gate.Opens(st.CRNGInitialized, st.EntropyAvail, st.Threshold)
-	st.HWRNG = doctor.ReadHWRNG(env.Doctor)
-
-	gs, err := gatestate.Read(env.StatePath)
-	switch {
-	case errors.Is(err, gatestate.ErrNotRun):
-		st.Gate.State = statusNotRun
-	case err != nil:
+	if err := v.StateFileProblem(); err != nil {
 		logger.Warningf("%v", err)
-		st.Gate.State = statusUnknown
-	default:
-		st.Gate = Gate{State: string(gs.Phase), WaitedMS: gs.WaitedMS, Outcome: string(gs.Outcome), Reason: gs.Reason}
+	}
+	st := Status{
+		Ready:           v.Ready(),
+		CRNGInitialized: v.CRNGInitialized(),
+		EntropyAvail:    v.Kernel.EntropyAvail,
+		PoolSize:        v.Kernel.PoolSize,
+		Threshold:       v.Threshold,
+		Semantics:       v.Kernel.Semantics.String(),
+		Gate:            Gate{State: v.GateState()},
+		HWRNG:           doctor.ReadHWRNG(env.Doctor),
+	}
+	if v.ReadinessErr != nil {
+		st.CRNGReason = v.ReadinessErr.Error()
+	}
+	if v.GateErr == nil {
+		st.Gate.WaitedMS, st.Gate.Outcome, st.Gate.Reason = v.Gate.WaitedMS, string(v.Gate.Outcome), v.Gate.Reason
 	}
 	return st
 }
@@ -148,7 +134,7 @@ func writeStatus(w io.Writer, st Status, tr *i18n.Translator) {
 	g := st.Gate.State
 	waited := time.Duration(st.Gate.WaitedMS) * time.Millisecond
 	switch st.Gate.State {
-	case statusNotRun:
+	case gatestate.NotRun:
 		g = tr.G("has not run this boot")
 	case string(gatestate.Waiting):
 		g = tr.G("waiting for %s", waited)

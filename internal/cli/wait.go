@@ -52,7 +52,7 @@ func runWait(ctx context.Context, env Env, args []string) int {
 
 	g := &gate.Gate{Pool: env.Pool, Config: c, Logf: logger.Warningf}
 	if env.Terminal {
-		g.Sinks = append(g.Sinks, gate.TerminalSink{W: env.Stdout, Translator: tr})
+		g.Sinks = append(g.Sinks, &gate.TerminalSink{W: env.Stdout, Translator: tr})
 	}
 	return exitForGate(g.Run(ctx))
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/testenv"
 )
@@ -312,7 +313,7 @@ func TestBusPolicy(t *testing.T) {
 	}{
 		{name: "read all properties", args: []string{"get-all"}, check: func(t *testing.T, v any) {
 			all, _ := v.(map[string]any)
-			want := map[string]any{propReady: false, propCRNGInitialized: false, propEntropyAvail: 12.0, propThreshold: 256.0, propGateState: GateNotRun}
+			want := map[string]any{propReady: false, propCRNGInitialized: false, propEntropyAvail: 12.0, propThreshold: 256.0, propGateState: gatestate.NotRun}
 			for name, w := range want {
 				if all[name] != w {
 					t.Errorf("%s = %v, want %v", name, all[name], w)

@@ -13,6 +13,7 @@ import (
 	"github.com/godbus/dbus/v5/introspect"
 	"github.com/godbus/dbus/v5/prop"
 
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 )
 
@@ -196,14 +197,17 @@ func (s *Service) run(ctx context.Context, signals signaler) {
 			s.logf("wait for the CRNG: %v", err)
 		}
 	}()
-	if w, err := watchFile(s.cfg.StatePath); err != nil {
+	if w, err := gatestate.Watch(s.cfg.StatePath); err != nil {
 		s.logf("%v: the gate's state is read only when a caller asks", err)
 	} else {
 		defer w.Close()
 		sources.Add(1)
 		go func() {
 			defer sources.Done()
-			if err := w.run(notify); err != nil {
+			for range w.Changes() {
+				notify()
+			}
+			if err := w.Err(); err != nil {
 				s.logf("%v: the gate's state is read only when a caller asks", err)
 			}
 		}()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
-	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -79,8 +78,8 @@ func TestReadSnapshotAppliesTheGateRule(t *testing.T) {
 				fake.SetUnknown(tt.unknown)
 			}
 			got, why := readSnapshot(fake, statePath(t), tt.threshold)
-			tt.want.GateState = GateNotRun
-			tt.want.Seeds = map[string]SeedResult{}
+			tt.want.GateState = gatestate.NotRun
+			tt.want.Seeds = map[string]gatestate.SeedSummary{}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("snapshot = %+v, want %+v", got, tt.want)
 			}
@@ -98,7 +97,7 @@ func TestReadSnapshotGateState(t *testing.T) {
 		want    string
 		problem bool
 	}{
-		{name: "no state file", content: func(*testing.T, string) {}, want: GateNotRun},
+		{name: "no state file", content: func(*testing.T, string) {}, want: gatestate.NotRun},
 		{name: "waiting", content: func(t *testing.T, p string) { writeState(t, p, gatestate.State{Phase: gatestate.Waiting}) }, want: "waiting"},
 		{name: "open when ready", content: func(t *testing.T, p string) {
 			writeState(t, p, gatestate.State{Phase: gatestate.Open, Outcome: gatestate.Ready})
@@ -112,7 +111,7 @@ func TestReadSnapshotGateState(t *testing.T) {
 		{name: "garbage", content: func(t *testing.T, p string) {
 			os.MkdirAll(filepath.Dir(p), 0o755)
 			os.WriteFile(p, []byte("{not json"), 0o644)
-		}, want: GateUnknown, problem: true},
+		}, want: gatestate.Unknown, problem: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,7 +129,7 @@ func TestReadSnapshotGateState(t *testing.T) {
 }
 
 func TestSeedsPropertyType(t *testing.T) {
-	snap := Snapshot{Seeds: map[string]SeedResult{
+	snap := Snapshot{Seeds: map[string]gatestate.SeedSummary{
 		"sector": {Loaded: true, CreditedBits: 256, Refreshed: true},
 		"file":   {Error: "read /run/live/medium/seed: no such file"},
 	}}
@@ -145,7 +144,7 @@ func TestSeedsPropertyType(t *testing.T) {
 		}
 	}
 	// The empty value the service serves today has the same type.
-	empty := Snapshot{Seeds: map[string]SeedResult{}}.properties()[propSeeds]
+	empty := Snapshot{Seeds: map[string]gatestate.SeedSummary{}}.properties()[propSeeds]
 	if sig := empty.Signature().String(); sig != "a{sa{sv}}" {
 		t.Errorf("empty Seeds signature %s, want a{sa{sv}}", sig)
 	}
@@ -244,9 +243,9 @@ func TestPropertiesChangedWhenStateFileChanges(t *testing.T) {
 	}{
 		{"gate creates its directory and writes", func() { writeState(t, path, gatestate.State{Phase: gatestate.Waiting}) }, "waiting"},
 		{"gate replaces the file", func() { writeState(t, path, gatestate.State{Phase: gatestate.Open, Outcome: gatestate.Timeout}) }, GateDegraded},
-		{"file removed", func() { os.Remove(path) }, GateNotRun},
+		{"file removed", func() { os.Remove(path) }, gatestate.NotRun},
 		{"file written in place", func() { os.WriteFile(path, []byte(`{"version":1,"state":"seeding"}`), 0o644) }, "seeding"},
-		{"directory removed", func() { os.RemoveAll(filepath.Dir(path)) }, GateNotRun},
+		{"directory removed", func() { os.RemoveAll(filepath.Dir(path)) }, gatestate.NotRun},
 		{"directory back", func() { writeState(t, path, gatestate.State{Phase: gatestate.TimedOut}) }, "timed-out"},
 	}
 	for _, step := range steps {
@@ -527,19 +526,4 @@ func checkIntrospection(t *testing.T, got string) {
 
 func TestIntrospectionMatchesInterfaceFile(t *testing.T) {
 	checkIntrospection(t, Introspection())
-}
-
-func TestSeedResultsFromState(t *testing.T) {
-	got := seedResults([]gatestate.Seed{
-		{Backend: "sector:/dev/sda@34", Action: gatestate.SeedLoad, Loaded: true, Content: "record", CreditedBits: 256, Refreshed: true},
-		{Backend: "file:/p/seed", Action: gatestate.SeedLoad, Loaded: true, Content: "empty", Refreshed: true},
-		{Backend: "sector:/dev/sda@34", Action: gatestate.SeedRefresh, Loaded: true, Refreshed: false, Error: "store replacement: input/output error"},
-	})
-	want := map[string]SeedResult{
-		"sector:/dev/sda@34": {Loaded: true, CreditedBits: 256, Refreshed: false, Error: "store replacement: input/output error"},
-		"file:/p/seed":       {Loaded: false, Refreshed: true},
-	}
-	if !maps.Equal(got, want) {
-		t.Errorf("seedResults = %+v\nwant %+v", got, want)
-	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
 
 // Level says how much a finding matters.
@@ -177,7 +178,7 @@ func seedFindings(g *gatestate.State, tr *i18n.Translator) []Finding {
 		return []Finding{{ID: "no-seed", Level: Info, Message: tr.G("No seed backend is enabled: every boot waits for the kernel's own entropy.")}}
 	}
 	// Each backend's latest result says whether its seed is being kept.
-	latest := map[string]gatestate.Seed{}
+	latest := map[string]seeders.Result{}
 	var order []string
 	credited := map[string]bool{}
 	for _, s := range g.Seeds {

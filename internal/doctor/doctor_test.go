@@ -9,11 +9,12 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/i18n"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
 
 func fixture(name string, p pool.Pool) Sources {
 	root := filepath.Join("testdata", name)
-	return Sources{Proc: filepath.Join(root, "proc"), Sys: filepath.Join(root, "sys"), Dev: filepath.Join(root, "dev"), StatePath: filepath.Join(root, "state.json"), Pool: p}
+	return Sources{Roots: pool.Roots{Proc: filepath.Join(root, "proc"), Sys: filepath.Join(root, "sys"), Dev: filepath.Join(root, "dev")}, StatePath: filepath.Join(root, "state.json"), Pool: p}
 }
 
 func fakePool(semantics pool.Semantics, ready bool) *pool.Fake {
@@ -171,23 +172,23 @@ func FuzzParseCRNGInit(f *testing.F) {
 func TestSeedFindings(t *testing.T) {
 	tests := []struct {
 		name  string
-		seeds []gatestate.Seed
+		seeds []seeders.Result
 		want  []string
 	}{
 		{name: "none configured", seeds: nil, want: []string{"no-seed"}},
-		{name: "credited and refreshed", seeds: []gatestate.Seed{
-			{Backend: "sector:/dev/sda@34", Action: gatestate.SeedLoad, CreditedBits: 256, Refreshed: true},
-			{Backend: "sector:/dev/sda@34", Action: gatestate.SeedRefresh, Refreshed: true},
+		{name: "credited and refreshed", seeds: []seeders.Result{
+			{Backend: "sector:/dev/sda@34", Action: seeders.ActionLoad, CreditedBits: 256, Refreshed: true},
+			{Backend: "sector:/dev/sda@34", Action: seeders.ActionRefresh, Refreshed: true},
 		}, want: []string{"seed-credited"}},
-		{name: "first boot: saved for the next", seeds: []gatestate.Seed{
-			{Backend: "file:/s", Action: gatestate.SeedLoad, Refreshed: true},
+		{name: "first boot: saved for the next", seeds: []seeders.Result{
+			{Backend: "file:/s", Action: seeders.ActionLoad, Refreshed: true},
 		}, want: []string{"seed-saved"}},
-		{name: "refresh failed after a credit", seeds: []gatestate.Seed{
-			{Backend: "sector:/dev/sda@34", Action: gatestate.SeedLoad, CreditedBits: 256, Refreshed: true},
-			{Backend: "sector:/dev/sda@34", Action: gatestate.SeedRefresh, Error: "store replacement: input/output error"},
+		{name: "refresh failed after a credit", seeds: []seeders.Result{
+			{Backend: "sector:/dev/sda@34", Action: seeders.ActionLoad, CreditedBits: 256, Refreshed: true},
+			{Backend: "sector:/dev/sda@34", Action: seeders.ActionRefresh, Error: "store replacement: input/output error"},
 		}, want: []string{"seed-failed"}},
-		{name: "read-only medium", seeds: []gatestate.Seed{
-			{Backend: "sector:/dev/sr0@34", Action: gatestate.SeedLoad, Mixed: true, Reason: "mixed, not credited: read-only medium"},
+		{name: "read-only medium", seeds: []seeders.Result{
+			{Backend: "sector:/dev/sr0@34", Action: seeders.ActionLoad, Mixed: true, Reason: "mixed, not credited: read-only medium"},
 		}, want: []string{"seed-unused"}},
 	}
 	for _, tt := range tests {

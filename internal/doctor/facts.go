@@ -55,7 +55,7 @@ type HWRNG struct {
 
 // Sources are where Gather looks.
 type Sources struct {
-	Proc, Sys, Dev string
+	pool.Roots
 	// Kmsg is the kernel log device, normally /dev/kmsg.
 	Kmsg      string
 	StatePath string
@@ -64,7 +64,7 @@ type Sources struct {
 
 // SystemSources are the running system's.
 func SystemSources(p pool.Pool) Sources {
-	return Sources{Proc: "/proc", Sys: "/sys", Dev: "/dev", Kmsg: "/dev/kmsg", StatePath: gatestate.DefaultPath, Pool: p}
+	return Sources{Kmsg: "/dev/kmsg", StatePath: gatestate.DefaultPath, Pool: p}
 }
 
 func readTrimmed(path string) string {
@@ -91,9 +91,9 @@ func Gather(src Sources) Facts {
 	f.Semantics, f.PoolSize, f.EntropyAvail = st.Semantics.String(), st.PoolSize, st.EntropyAvail
 	r, _ := src.Pool.Ready()
 	f.CRNGInitialized = r == pool.Ready
-	f.Hypervisor = hypervisor(src.Sys, flags["hypervisor"])
-	f.VMGenID = hasVMGenID(src.Sys)
-	f.Daemons = entropyDaemons(src.Proc)
+	f.Hypervisor = hypervisor(src.SysPath(), flags["hypervisor"])
+	f.VMGenID = hasVMGenID(src.SysPath())
+	f.Daemons = entropyDaemons(src.ProcPath())
 	if st, err := gatestate.Read(src.StatePath); err == nil {
 		f.Gate = &st
 	}
@@ -110,7 +110,7 @@ func GatherSources(src Sources) Facts {
 
 func gatherSources(src Sources) (Facts, map[string]bool) {
 	f := Facts{CRNGInitMS: -1, PoolSize: -1, EntropyAvail: -1}
-	for _, word := range strings.Fields(readTrimmed(filepath.Join(src.Proc, "cmdline"))) {
+	for _, word := range strings.Fields(readTrimmed(src.ProcPath("cmdline"))) {
 		if v, ok := strings.CutPrefix(word, "random.trust_cpu="); ok {
 			f.TrustCPU = v
 		}
@@ -118,7 +118,7 @@ func gatherSources(src Sources) (Facts, map[string]bool) {
 			f.TrustBootloader = v
 		}
 	}
-	flags := cpuFlags(filepath.Join(src.Proc, "cpuinfo"))
+	flags := cpuFlags(src.ProcPath("cpuinfo"))
 	f.RDRAND, f.RDSEED = flags["rdrand"], flags["rdseed"]
 	f.HWRNG = ReadHWRNG(src)
 	return f, flags
@@ -148,16 +148,16 @@ func cpuFlags(path string) map[string]bool {
 
 // ReadHWRNG reads the hardware RNG framework's state from sysfs and dev.
 func ReadHWRNG(src Sources) HWRNG {
-	dir := filepath.Join(src.Sys, "class/misc/hw_random")
+	dir := src.SysPath("class/misc/hw_random")
 	h := HWRNG{
 		Current:   readTrimmed(filepath.Join(dir, "rng_current")),
 		Available: strings.Fields(readTrimmed(filepath.Join(dir, "rng_available"))),
 		Quality:   readInt(filepath.Join(dir, "rng_quality")),
 	}
 	if h.Quality < 0 {
-		h.Quality = readInt(filepath.Join(src.Sys, "module/rng_core/parameters/default_quality"))
+		h.Quality = readInt(src.SysPath("module/rng_core/parameters/default_quality"))
 	}
-	_, err := os.Stat(filepath.Join(src.Dev, "hwrng"))
+	_, err := os.Stat(src.DevPath("hwrng"))
 	h.Device = err == nil
 	return h
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
 
 // DefaultInterval is how often sinks hear about progress while waiting.
@@ -19,8 +21,10 @@ const DefaultInterval = 250 * time.Millisecond
 var ErrTimedOut = errors.New("timed out waiting for the kernel random number generator")
 
 // Sink receives the gate's progress: at every phase change, and at most
-// every Interval while waiting. Update runs on the gate's goroutine, so it
-// must return quickly and must never wait on an absent peer.
+// every Interval while waiting; once more after the wait, with the same
+// phase, when AfterOpen added seed results. Update runs on the gate's
+// goroutine, so it must return quickly and must never wait on an absent
+// peer.
 type Sink interface {
 	Update(p Progress)
 }
@@ -45,7 +49,7 @@ type Progress struct {
 	Started           time.Time
 	Waited            time.Duration
 	// Seeds is what the seed backends did, from the Seed hook.
-	Seeds []gatestate.Seed
+	Seeds []seeders.Result
 }
 
 // Fraction estimates how far the pool is towards opening the gate, from 0
@@ -73,7 +77,12 @@ type Gate struct {
 	Sinks  []Sink
 	// Seed runs in the seeding phase, before the wait, and reports what
 	// each backend did; nil skips it.
-	Seed func(ctx context.Context) []gatestate.Seed
+	Seed func(ctx context.Context) []seeders.Result
+	// AfterOpen runs once the wait is over with the CRNG initialized,
+	// after every sink heard the outcome (dependents are starting), and
+	// reports what it did to the seeds: they can be replaced with
+	// creditable ones now. nil skips it.
+	AfterOpen func(ctx context.Context) []seeders.Result
 	// Interval overrides DefaultInterval.
 	Interval time.Duration
 	// Logf reports warnings; nil discards them.
@@ -114,13 +123,7 @@ func (g *Gate) refresh(p *Progress) {
 	p.Waited = g.now().Sub(p.Started)
 }
 
-// Opens is the gate's rule: getrandom says the CRNG is initialized, and
-// the threshold is met where the kernel reports a number to meet.
-func Opens(crngInitialized bool, entropyAvail, threshold int) bool {
-	return crngInitialized && (threshold == 0 || entropyAvail < 0 || entropyAvail >= threshold)
-}
-
-func isOpen(p Progress) bool { return Opens(p.CRNGInitialized, p.EntropyAvail, p.Threshold) }
+func isOpen(p Progress) bool { return gatestate.Opens(p.CRNGInitialized, p.EntropyAvail, p.Threshold) }
 
 // Run seeds, then waits until the gate opens, the timeout expires or ctx
 // is done. It returns the final progress; the error is ErrTimedOut under
@@ -152,7 +155,7 @@ func (g *Gate) Run(ctx context.Context) (Progress, error) {
 	}
 	p.Semantics = state.Semantics
 	p.EntropyAvailStart, p.EntropyAvail = state.EntropyAvail, state.EntropyAvail
-	if t, clamped := EffectiveThreshold(p.Threshold, state); clamped {
+	if t, clamped := gatestate.EffectiveThreshold(p.Threshold, state); clamped {
 		g.logf("threshold %d bits is above this kernel's pool size; using %d", p.Threshold, t)
 		p.Threshold = t
 	}
@@ -167,7 +170,7 @@ func (g *Gate) Run(ctx context.Context) (Progress, error) {
 	p.Phase = gatestate.Waiting
 	g.refresh(&p)
 	if isOpen(p) {
-		return g.finish(p, gatestate.Open, gatestate.Ready, nil)
+		return g.finish(ctx, p, gatestate.Open, gatestate.Ready, nil)
 	}
 	g.emit(p)
 
@@ -181,7 +184,7 @@ func (g *Gate) Run(ctx context.Context) (Progress, error) {
 		select {
 		case <-ctx.Done():
 			p.Reason = "stopped while waiting"
-			return g.finish(p, gatestate.Stopped, gatestate.Cancelled, ctx.Err())
+			return g.finish(ctx, p, gatestate.Stopped, gatestate.Cancelled, ctx.Err())
 		case err := <-readyCh:
 			// Only ever one answer: stop selecting on it.
 			readyCh = nil
@@ -190,48 +193,38 @@ func (g *Gate) Run(ctx context.Context) (Progress, error) {
 			}
 			g.refresh(&p)
 			if isOpen(p) {
-				return g.finish(p, gatestate.Open, gatestate.Ready, nil)
+				return g.finish(ctx, p, gatestate.Open, gatestate.Ready, nil)
 			}
 		case <-ticker.C:
 			g.refresh(&p)
 			if isOpen(p) {
-				return g.finish(p, gatestate.Open, gatestate.Ready, nil)
+				return g.finish(ctx, p, gatestate.Open, gatestate.Ready, nil)
 			}
 			g.emit(p)
 		case <-deadline:
 			g.refresh(&p)
 			if isOpen(p) {
-				return g.finish(p, gatestate.Open, gatestate.Ready, nil)
+				return g.finish(ctx, p, gatestate.Open, gatestate.Ready, nil)
 			}
 			p.Reason = fmt.Sprintf("timeout of %s expired", config.FormatTimespan(g.Config.Timeout))
 			if g.Config.OnTimeout == config.Open {
-				return g.finish(p, gatestate.Open, gatestate.Timeout, nil)
+				return g.finish(ctx, p, gatestate.Open, gatestate.Timeout, nil)
 			}
-			return g.finish(p, gatestate.TimedOut, gatestate.Timeout, ErrTimedOut)
+			return g.finish(ctx, p, gatestate.TimedOut, gatestate.Timeout, ErrTimedOut)
 		}
 	}
 }
 
-func (g *Gate) finish(p Progress, phase gatestate.Phase, outcome gatestate.Outcome, err error) (Progress, error) {
+func (g *Gate) finish(ctx context.Context, p Progress, phase gatestate.Phase, outcome gatestate.Outcome, err error) (Progress, error) {
 	p.Phase, p.Outcome = phase, outcome
 	if outcome == gatestate.Ready {
 		p.Reason = ""
 	}
 	p.Waited = g.now().Sub(p.Started)
 	g.emit(p)
+	if p.CRNGInitialized && g.AfterOpen != nil {
+		p.Seeds = append(slices.Clone(p.Seeds), g.AfterOpen(ctx)...)
+		g.emit(p)
+	}
 	return p, err
-}
-
-// EffectiveThreshold lowers a threshold the kernel can never reach to the
-// pool size (on modern kernels entropy_avail stops at 256 bits), and says
-// whether it did.
-func EffectiveThreshold(threshold int, s pool.State) (int, bool) {
-	size := s.PoolSize
-	if s.Semantics == pool.Modern {
-		size = pool.ModernPoolSize
-	}
-	if size > 0 && threshold > size {
-		return size, true
-	}
-	return threshold, false
 }

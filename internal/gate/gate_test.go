@@ -13,6 +13,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
 
 // recorder is a Sink that keeps every update it got.
@@ -202,8 +203,8 @@ func TestRunSeedsBeforeWaiting(t *testing.T) {
 	f := modernFake(0)
 	rec := &recorder{}
 	g := &Gate{Pool: f, Config: cfg(256, time.Second, config.Fail), Sinks: []Sink{rec}}
-	seeds := []gatestate.Seed{{Backend: "test", Action: gatestate.SeedLoad, Loaded: true, CreditedBits: 256}}
-	g.Seed = func(context.Context) []gatestate.Seed {
+	seeds := []seeders.Result{{Backend: "test", Action: seeders.ActionLoad, Loaded: true, CreditedBits: 256}}
+	g.Seed = func(context.Context) []seeders.Result {
 		if got := rec.phases(); fmt.Sprint(got) != fmt.Sprint([]gatestate.Phase{gatestate.Seeding}) {
 			t.Errorf("seeding hook ran in phases %v", got)
 		}
@@ -219,6 +220,48 @@ func TestRunSeedsBeforeWaiting(t *testing.T) {
 	}
 	if n := rec.count(gatestate.Waiting); n != 0 {
 		t.Errorf("%d waiting updates after a seed made the pool ready", n)
+	}
+}
+
+func TestRunAfterOpen(t *testing.T) {
+	load := seeders.Result{Backend: "test", Action: seeders.ActionLoad}
+	refresh := seeders.Result{Backend: "test", Action: seeders.ActionRefresh, Refreshed: true, StoredCreditable: true}
+	tests := []struct {
+		name      string
+		fake      *pool.Fake
+		wantHook  bool
+		wantSeeds []seeders.Result
+	}{
+		{name: "opened: the seeds are refreshed after the outcome is out", fake: modernFake(256), wantHook: true, wantSeeds: []seeders.Result{load, refresh}},
+		{name: "timed out uninitialized: nothing creditable to write", fake: modernFake(0), wantSeeds: []seeders.Result{load}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.wantHook {
+				tt.fake.SetReady()
+			}
+			rec := &recorder{}
+			ran := false
+			g := &Gate{Pool: tt.fake, Config: cfg(256, 30*time.Millisecond, config.Open), Sinks: []Sink{rec}}
+			g.Seed = func(context.Context) []seeders.Result { return []seeders.Result{load} }
+			g.AfterOpen = func(context.Context) []seeders.Result {
+				ran = true
+				if last := rec.updates[len(rec.updates)-1]; last.Phase != gatestate.Open {
+					t.Errorf("hook ran before the sinks heard the outcome: last phase %s", last.Phase)
+				}
+				return []seeders.Result{refresh}
+			}
+			p, _ := g.Run(context.Background())
+			if ran != tt.wantHook {
+				t.Errorf("hook ran: %t, want %t", ran, tt.wantHook)
+			}
+			if !reflect.DeepEqual(p.Seeds, tt.wantSeeds) {
+				t.Errorf("seeds = %+v, want %+v", p.Seeds, tt.wantSeeds)
+			}
+			if last := rec.updates[len(rec.updates)-1]; !reflect.DeepEqual(last.Seeds, tt.wantSeeds) {
+				t.Errorf("sinks last heard seeds %+v, want %+v", last.Seeds, tt.wantSeeds)
+			}
+		})
 	}
 }
 

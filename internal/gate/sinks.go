@@ -139,10 +139,17 @@ type TerminalSink struct {
 	W io.Writer
 	// Translator is the user's language; nil means English.
 	Translator *i18n.Translator
+
+	// ended: the last line is written; the seeds' refresh after the wait
+	// does not repeat it.
+	ended bool
 }
 
 // Update implements Sink.
-func (s TerminalSink) Update(p Progress) {
+func (s *TerminalSink) Update(p Progress) {
+	if s.ended {
+		return
+	}
 	tr := s.Translator
 	if tr == nil {
 		tr = i18n.English
@@ -150,6 +157,7 @@ func (s TerminalSink) Update(p Progress) {
 	line := "\r\033[K" + p.Status(tr)
 	if p.Phase != gatestate.Seeding && p.Phase != gatestate.Waiting {
 		line += "\n"
+		s.ended = true
 	}
 	io.WriteString(s.W, line)
 }

@@ -14,6 +14,7 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
 
 // notifyListener is a stand-in for systemd's notify socket.
@@ -141,9 +142,13 @@ func TestJournalSinkFallsBackToLog(t *testing.T) {
 
 func TestTerminalSink(t *testing.T) {
 	var b bytes.Buffer
-	s := TerminalSink{W: &b}
+	s := &TerminalSink{W: &b}
 	s.Update(Progress{Phase: gatestate.Waiting, Semantics: pool.Modern, Threshold: 256, EntropyAvail: 128})
-	s.Update(Progress{Phase: gatestate.Open, Outcome: gatestate.Ready, Threshold: 256, EntropyAvail: 256})
+	open := Progress{Phase: gatestate.Open, Outcome: gatestate.Ready, Threshold: 256, EntropyAvail: 256}
+	s.Update(open)
+	// The seeds' refresh after the wait sends the final progress again.
+	open.Seeds = []seeders.Result{{Backend: "file:/seed", Action: seeders.ActionRefresh}}
+	s.Update(open)
 	out := b.String()
 	if !strings.HasPrefix(out, "\r\033[KWaiting for the kernel random number generator: 50%") {
 		t.Errorf("progress line = %q", out)

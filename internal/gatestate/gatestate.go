@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/atomicfile"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
 
 // DefaultPath is where the gate service keeps its state.
@@ -60,34 +62,8 @@ type State struct {
 	WaitedMS          int64     `json:"waited_ms"`
 	// Seeds is what each seed backend did this boot: at load, and when
 	// the seeds were refreshed after the gate opened.
-	Seeds []Seed `json:"seeds,omitempty"`
+	Seeds []seeders.Result `json:"seeds,omitempty"`
 }
-
-// Seed is one seed backend's result, with seeders.Result's names. It holds
-// what happened, never seed bytes.
-type Seed struct {
-	Backend string `json:"backend"`
-	// Action is "load" (at boot: credit or mix the old seed, write its
-	// replacement), "refresh" (after the gate opened) or "save" (at
-	// shutdown).
-	Action           string `json:"action"`
-	Loaded           bool   `json:"loaded"`
-	Content          string `json:"content,omitempty"`
-	Creditable       bool   `json:"creditable"`
-	Refreshed        bool   `json:"refreshed"`
-	StoredCreditable bool   `json:"stored_creditable"`
-	CreditedBits     int    `json:"credited_bits"`
-	Mixed            bool   `json:"mixed"`
-	Reason           string `json:"reason"`
-	Error            string `json:"error,omitempty"`
-}
-
-// Seed actions.
-const (
-	SeedLoad    = "load"
-	SeedRefresh = "refresh"
-	SeedSave    = "save"
-)
 
 // ErrNotRun means there is no state file: the gate has not run this boot.
 var ErrNotRun = errors.New("gate has not run")
@@ -117,35 +93,55 @@ func Parse(b []byte) (State, error) {
 }
 
 // Write replaces the state file atomically: readers see the old or the new
-// state, never a mix. The file is world-readable; it holds no secrets.
+// state, never a mix.
 func Write(path string, s State) error {
 	s.Version = Version
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode gate state: %w", err)
-	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("write gate state: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".state-*.json")
-	if err != nil {
-		return fmt.Errorf("write gate state: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write gate state: %w", err)
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write gate state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write gate state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := writeJSON(path, s); err != nil {
 		return fmt.Errorf("write gate state: %w", err)
 	}
 	return nil
+}
+
+// DefaultSeedsPath is this boot's seed results, kept by every process
+// that loads seeds (the initramfs, the seed unit, the gate) under the seed
+// lock. It is a file of its own because it is written before the gate
+// runs, and State's file existing means the gate has run this boot; the
+// gate copies the results into its state.
+const DefaultSeedsPath = "/run/entropy-gate/seeds.json"
+
+// WriteSeeds replaces this boot's seed results atomically.
+func WriteSeeds(path string, seeds []seeders.Result) error {
+	if err := writeJSON(path, seeds); err != nil {
+		return fmt.Errorf("save seed results: %w", err)
+	}
+	return nil
+}
+
+// ReadSeeds reads what WriteSeeds wrote; os.ErrNotExist means no seed
+// was loaded this boot.
+func ReadSeeds(path string) ([]seeders.Result, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSeeds(b)
+}
+
+// ParseSeeds decodes the seed results file's content.
+func ParseSeeds(b []byte) ([]seeders.Result, error) {
+	var seeds []seeders.Result
+	if err := json.Unmarshal(b, &seeds); err != nil {
+		return nil, fmt.Errorf("parse seed results: %w", err)
+	}
+	return seeds, nil
+}
+
+// writeJSON replaces path with v's JSON atomically, world-readable:
+// these files hold no secrets.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	return atomicfile.Write(path, append(b, '\n'), 0o644)
 }

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/atomicfile"
 )
 
 // DefaultPath is the history file on a persistent system.
@@ -83,11 +85,7 @@ func trim(path string) error {
 		line, _ := json.Marshal(r)
 		out.Write(append(line, '\n'))
 	}
-	tmp := path + ".new"
-	if err := os.WriteFile(tmp, out.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("trim history: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, out.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("trim history: %w", err)
 	}
 	return nil

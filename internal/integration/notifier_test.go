@@ -19,7 +19,7 @@ import (
 // notifier's RandomDevice.Wait for POLLIN and says what getrandom reports
 // on waking.
 func waitRandom() int {
-	r, err := notifier.OpenRandom("/dev")
+	r, err := pool.OpenRandom(pool.Roots{})
 	if err != nil {
 		fmt.Println(err)
 		return 2
@@ -28,7 +28,7 @@ func waitRandom() int {
 		fmt.Println(err)
 		return 2
 	}
-	ready, _ := pool.NewKernel("/proc", "/dev").Ready()
+	ready, _ := pool.NewKernel(pool.Roots{}).Ready()
 	fmt.Printf("woke: %s\n", ready)
 	return 0
 }

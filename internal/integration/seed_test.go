@@ -72,9 +72,9 @@ func fileSum(t *testing.T, path string) string {
 }
 
 // seedsOf returns the seed results of a state file a cat step printed.
-func seedsOf(t *testing.T, res *vmtest.Result, step int, action string) []gatestate.Seed {
+func seedsOf(t *testing.T, res *vmtest.Result, step int, action string) []seeders.Result {
 	t.Helper()
-	var out []gatestate.Seed
+	var out []seeders.Result
 	for _, s := range stateAt(t, res, step).Seeds {
 		if s.Action == action {
 			out = append(out, s)
@@ -116,7 +116,7 @@ func TestSeedsOnRealKernel(t *testing.T) {
 		if code := exitCode(t, res, 3); code != 0 {
 			t.Fatalf("gate: exit %d\n%s", code, res.Timeline())
 		}
-		loads := seedsOf(t, res, 4, gatestate.SeedLoad)
+		loads := seedsOf(t, res, 4, seeders.ActionLoad)
 		if len(loads) != 1 || loads[0].CreditedBits != 256 || !loads[0].Refreshed {
 			t.Errorf("load = %+v, want credited after its replacement was written", loads)
 		}
@@ -148,7 +148,7 @@ func TestSeedsOnRealKernel(t *testing.T) {
 			run /bin/entropy-gate run --config /tmp/s.conf
 			cat /run/entropy-gate/state.json
 		`})
-		loads := seedsOf(t, res, 3, gatestate.SeedLoad)
+		loads := seedsOf(t, res, 3, seeders.ActionLoad)
 		if len(loads) != 1 || loads[0].CreditedBits != 0 || !loads[0].Mixed || loads[0].Refreshed {
 			t.Errorf("load = %+v, want mixed only", loads)
 		}
@@ -176,8 +176,8 @@ func TestSeedsOnRealKernel(t *testing.T) {
 			run /bin/entropy-gate run --config /tmp/s.conf
 			cat /run/entropy-gate/state.json
 		`})
-		loads := seedsOf(t, res, 3, gatestate.SeedLoad)
-		if len(loads) != 1 || loads[0].CreditedBits != 0 || !loads[0].Mixed || !loads[0].Refreshed || loads[0].Content != "torn" {
+		loads := seedsOf(t, res, 3, seeders.ActionLoad)
+		if len(loads) != 1 || loads[0].CreditedBits != 0 || !loads[0].Mixed || !loads[0].Refreshed || loads[0].Content != seeders.ContentTorn {
 			t.Errorf("load = %+v, want a torn record mixed and replaced", loads)
 		}
 		if _, err := seeders.ParseRecord(readSector(t, stick)); err != nil {
@@ -244,8 +244,8 @@ func TestSeedsOnRealKernel(t *testing.T) {
 			run /bin/entropy-gate run --config /tmp/s.conf
 			cat /run/entropy-gate/state.json
 		`})
-		loads := seedsOf(t, res, 3, gatestate.SeedLoad)
-		if len(loads) != 1 || loads[0].Content != "foreign" || !loads[0].Mixed || loads[0].CreditedBits != 0 || !loads[0].Refreshed {
+		loads := seedsOf(t, res, 3, seeders.ActionLoad)
+		if len(loads) != 1 || loads[0].Content != seeders.ContentForeign || !loads[0].Mixed || loads[0].CreditedBits != 0 || !loads[0].Refreshed {
 			t.Errorf("load = %+v, want the legacy sector mixed once and replaced", loads)
 		}
 		now := readSector(t, stick)

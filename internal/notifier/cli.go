@@ -77,9 +77,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		logger.Errorf("state file: %v", err)
 		return ExitFail
 	}
-	kernel := pool.NewKernel("/proc", "/dev")
+	kernel := pool.NewKernel(pool.Roots{})
 	if *once {
-		return printVerdict(stdout, i18n.Default(), Gather(kernel, *statePath), cfg.Policy)
+		return printVerdict(stdout, i18n.Default(), gatestate.ReadView(kernel, *statePath, 0), cfg.Policy)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT)
@@ -109,8 +109,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		Logf:             logger.Printf,
 		Debugf:           logger.Debugf,
 	}
-	if random, err := OpenRandom("/dev"); err != nil {
-		logger.Warningf("%v; re-checking every %s where it would tell", err, cfg.FallbackInterval)
+	if random, err := pool.OpenRandom(pool.Roots{}); err != nil {
+		logger.Printf("%v; re-checking every %s where it would tell", err, cfg.FallbackInterval)
 	} else {
 		defer random.Close()
 		o.Random = random
@@ -145,7 +145,7 @@ func connectSession() (*dbus.Conn, error) {
 
 // printVerdict prints "ok", or "warn: CONDITIONS" and the notification's
 // text, for scripts and for people at a terminal.
-func printVerdict(w io.Writer, tr *i18n.Translator, f Facts, p Policy) int {
+func printVerdict(w io.Writer, tr *i18n.Translator, f gatestate.View, p Policy) int {
 	a := NewDecider(p).Evaluate(time.Now(), f)
 	if a.Op != Show {
 		fmt.Fprintln(w, "ok")

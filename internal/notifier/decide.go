@@ -8,6 +8,7 @@ import (
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
 
 // Conditions is a set of reasons to warn, each one bit.
@@ -156,7 +157,7 @@ func NewDecider(p Policy) *Decider {
 }
 
 // Conditions computes the conditions in f and updates the hysteresis.
-func (d *Decider) Conditions(f Facts) Conditions {
+func (d *Decider) Conditions(f gatestate.View) Conditions {
 	var c Conditions
 	switch f.Readiness {
 	case pool.NotReady:
@@ -198,13 +199,13 @@ func (d *Decider) updateLow(k pool.State) {
 // replaced leaves a seed the next boot must not credit; a read-only
 // medium is no failure (no error). No credit at load although some
 // location is writable is a first boot; from read-only media it is no news.
-func seedConditions(seeds []gatestate.Seed) Conditions {
+func seedConditions(seeds []seeders.Result) Conditions {
 	var c Conditions
-	latest := make(map[string]gatestate.Seed)
+	latest := make(map[string]seeders.Result)
 	credited, writable := false, false
 	for _, s := range seeds {
 		latest[s.Backend] = s
-		if s.Action == gatestate.SeedLoad {
+		if s.Action == seeders.ActionLoad {
 			credited = credited || s.CreditedBits > 0
 			writable = writable || s.Refreshed
 		}
@@ -221,7 +222,7 @@ func seedConditions(seeds []gatestate.Seed) Conditions {
 }
 
 // Evaluate decides what the screen should show for f at now.
-func (d *Decider) Evaluate(now time.Time, f Facts) Action {
+func (d *Decider) Evaluate(now time.Time, f gatestate.View) Action {
 	c := d.Conditions(f)
 	d.active = c
 	if c == 0 {

@@ -8,51 +8,52 @@ import (
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
 
 // Fact builders: a modern kernel, ready or not, and a gate that ran.
 
-func ready() Facts {
-	return Facts{
+func ready() gatestate.View {
+	return gatestate.View{
 		Readiness: pool.Ready,
 		Kernel:    pool.State{EntropyAvail: 256, PoolSize: 256, WriteWakeupThreshold: 896, Semantics: pool.Modern, PollMeansReady: true},
 		Gate:      gatestate.State{Version: gatestate.Version, Phase: gatestate.Open, Outcome: gatestate.Ready},
 	}
 }
 
-func notReady() Facts {
+func notReady() gatestate.View {
 	f := ready()
 	f.Readiness, f.Kernel.EntropyAvail = pool.NotReady, 12
 	f.Gate.Phase, f.Gate.Outcome = gatestate.Waiting, ""
 	return f
 }
 
-func legacy(avail int) Facts {
+func legacy(avail int) gatestate.View {
 	f := ready()
 	f.Kernel = pool.State{EntropyAvail: avail, PoolSize: 4096, WriteWakeupThreshold: 896, Semantics: pool.Legacy}
 	return f
 }
 
-func timedOut(f Facts) Facts {
+func timedOut(f gatestate.View) gatestate.View {
 	f.Gate.Phase, f.Gate.Outcome, f.Gate.WaitedMS = gatestate.Open, gatestate.Timeout, 120000
 	return f
 }
 
-func withSeeds(f Facts, seeds ...gatestate.Seed) Facts {
+func withSeeds(f gatestate.View, seeds ...seeders.Result) gatestate.View {
 	f.Gate.Seeds = seeds
 	return f
 }
 
 // Seed results as the gate records them.
 var (
-	seedCredited   = gatestate.Seed{Backend: "sector", Action: gatestate.SeedLoad, Loaded: true, Refreshed: true, CreditedBits: 256, Reason: "credited 256 bits"}
-	seedFirstBoot  = gatestate.Seed{Backend: "sector", Action: gatestate.SeedLoad, Loaded: true, Refreshed: true, Reason: "nothing passed to the kernel: no seed stored yet"}
-	seedReadOnly   = gatestate.Seed{Backend: "file", Action: gatestate.SeedLoad, Loaded: true, Mixed: true, Reason: "mixed, not credited: read-only medium"}
-	seedStoreError = gatestate.Seed{Backend: "file", Action: gatestate.SeedLoad, Loaded: true, Mixed: true, Error: "store replacement: EIO", Reason: "mixed, not credited"}
-	seedUnusable   = gatestate.Seed{Backend: "sector", Action: gatestate.SeedLoad, Error: "not a GPT disk", Reason: "not used: not a GPT disk"}
+	seedCredited   = seeders.Result{Backend: "sector", Action: seeders.ActionLoad, Loaded: true, Refreshed: true, CreditedBits: 256, Reason: "credited 256 bits"}
+	seedFirstBoot  = seeders.Result{Backend: "sector", Action: seeders.ActionLoad, Loaded: true, Refreshed: true, Reason: "nothing passed to the kernel: no seed stored yet"}
+	seedReadOnly   = seeders.Result{Backend: "file", Action: seeders.ActionLoad, Loaded: true, Mixed: true, Reason: "mixed, not credited: read-only medium"}
+	seedStoreError = seeders.Result{Backend: "file", Action: seeders.ActionLoad, Loaded: true, Mixed: true, Error: "store replacement: EIO", Reason: "mixed, not credited"}
+	seedUnusable   = seeders.Result{Backend: "sector", Action: seeders.ActionLoad, Error: "not a GPT disk", Reason: "not used: not a GPT disk"}
 	// Refreshes after the gate opened.
-	seedRefreshed   = gatestate.Seed{Backend: "file", Action: gatestate.SeedRefresh, Loaded: true, Refreshed: true, StoredCreditable: true, Reason: "refreshed"}
-	seedRefreshFail = gatestate.Seed{Backend: "sector", Action: gatestate.SeedRefresh, Loaded: true, Error: "store replacement: EIO", Reason: "not refreshed"}
+	seedRefreshed   = seeders.Result{Backend: "file", Action: seeders.ActionRefresh, Loaded: true, Refreshed: true, StoredCreditable: true, Reason: "refreshed"}
+	seedRefreshFail = seeders.Result{Backend: "sector", Action: seeders.ActionRefresh, Loaded: true, Error: "store replacement: EIO", Reason: "not refreshed"}
 )
 
 func TestConditions(t *testing.T) {
@@ -65,7 +66,7 @@ func TestConditions(t *testing.T) {
 
 	for _, tt := range []struct {
 		name  string
-		facts Facts
+		facts gatestate.View
 		want  Conditions
 	}{
 		{name: "healthy", facts: ready(), want: 0},
@@ -76,8 +77,8 @@ func TestConditions(t *testing.T) {
 		{name: "gate state unreadable", facts: gateNotRun, want: 0},
 		{name: "legacy low", facts: legacy(40), want: LowEntropy},
 		{name: "legacy fine", facts: legacy(3000), want: 0},
-		{name: "legacy low but not initialized says only that", facts: func() Facts { f := legacy(40); f.Readiness = pool.NotReady; return f }(), want: CRNGNotInitialized},
-		{name: "modern entropy number means nothing", facts: func() Facts { f := ready(); f.Kernel.EntropyAvail = 3; return f }(), want: 0},
+		{name: "legacy low but not initialized says only that", facts: func() gatestate.View { f := legacy(40); f.Readiness = pool.NotReady; return f }(), want: CRNGNotInitialized},
+		{name: "modern entropy number means nothing", facts: func() gatestate.View { f := ready(); f.Kernel.EntropyAvail = 3; return f }(), want: 0},
 		{name: "seed credited", facts: withSeeds(ready(), seedCredited), want: 0},
 		{name: "first boot of a stick", facts: withSeeds(ready(), seedFirstBoot), want: NoSeedCredited},
 		{name: "read-only medium is no news", facts: withSeeds(ready(), seedReadOnly), want: 0},
@@ -150,7 +151,7 @@ func TestUrgency(t *testing.T) {
 type step struct {
 	at time.Duration
 	// Exactly one of these happens.
-	eval    *Facts
+	eval    *gatestate.View
 	closed  uint32
 	invoke  string // the action key, on invokeID
 	server  bool   // the notification server restarted
@@ -162,7 +163,7 @@ type step struct {
 	wantWithdraw uint32
 }
 
-func eval(f Facts, want Action) step { return step{eval: &f, want: want} }
+func eval(f gatestate.View, want Action) step { return step{eval: &f, want: want} }
 
 func show(id uint32, c Conditions) Action { return Action{Op: Show, ID: id, Conditions: c} }
 
@@ -382,7 +383,7 @@ func TestDeadline(t *testing.T) {
 	start := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
 	for _, tt := range []struct {
 		name   string
-		facts  Facts
+		facts  gatestate.View
 		closed bool
 		want   time.Duration // after the close; 0 for none
 	}{

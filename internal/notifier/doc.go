@@ -5,14 +5,14 @@
 //
 // The package is a pure decision core with thin adapters around it:
 //
-//   - Decider turns Facts (what the kernel and the gate's state file say)
-//     into the notification that should be on screen: which Conditions it
+//   - Decider turns the gate's public view (gatestate.View: what the
+//     kernel and the gate's state file say) into the notification that should be on screen: which Conditions it
 //     reports, whether it replaces the one shown (replaces_id) or closes
 //     it, with hysteresis for the entropy estimate and a rate limit for
 //     showing again what the user dismissed. Time is passed in.
 //   - Render turns a decision into translated, markup-escaped text.
-//   - RandomDevice waits in the kernel (poll on /dev/random through the
-//     runtime's netpoller) and FileWatcher in inotify, so a healthy system
+//   - pool.RandomDevice waits in the kernel (poll on /dev/random through
+//     the runtime's netpoller) and gatestate.Watcher in inotify, so a healthy system
 //     costs no periodic wake-ups; Run re-checks periodically only where
 //     the kernel offers no event for the change it waits for.
 //   - server speaks the freedesktop notification protocol over D-Bus and

@@ -49,14 +49,16 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer srv.shutdown()
 	l := &loop{o: o, srv: srv, d: NewDecider(o.Policy)}
-	if l.watcher, err = WatchFile(o.StatePath); err != nil {
+	if l.watcher, err = gatestate.Watch(o.StatePath); err != nil {
 		o.Logf("%v; re-reading the gate state every %s instead", err, o.FallbackInterval)
 	} else {
 		defer l.watcher.Close()
 		l.fileChanges = l.watcher.Changes()
 	}
 	for {
-		facts := Gather(o.Pool, o.StatePath)
+		// The notifier judges the pool by its own Policy, not by the
+		// gate's threshold.
+		facts := gatestate.ReadView(o.Pool, o.StatePath, 0)
 		l.logProblems(facts)
 		l.apply(l.d.Evaluate(time.Now(), facts), facts)
 		if err := l.wait(ctx, facts); err != nil {
@@ -78,7 +80,7 @@ type loop struct {
 	o       Options
 	srv     *server
 	d       *Decider
-	watcher *FileWatcher
+	watcher *gatestate.Watcher
 	// fileChanges is nil when the state file is not watched.
 	fileChanges <-chan struct{}
 	// sendFailed avoids logging the same failure at every event.
@@ -88,7 +90,7 @@ type loop struct {
 }
 
 // apply carries out a decision.
-func (l *loop) apply(a Action, f Facts) {
+func (l *loop) apply(a Action, f gatestate.View) {
 	switch a.Op {
 	case Show:
 		id, err := l.srv.show(Render(l.o.Translator, a, f, l.srv.markup), a.ID)
@@ -112,14 +114,12 @@ func (l *loop) apply(a Action, f Facts) {
 }
 
 // logProblems logs what could not be read, once per change.
-func (l *loop) logProblems(f Facts) {
+func (l *loop) logProblems(f gatestate.View) {
 	var errs []error
 	if f.Readiness == pool.Unknown {
 		errs = append(errs, f.ReadinessErr)
 	}
-	if !errors.Is(f.GateErr, gatestate.ErrNotRun) {
-		errs = append(errs, f.GateErr)
-	}
+	errs = append(errs, f.StateFileProblem())
 	var text string
 	if err := errors.Join(errs...); err != nil {
 		text = err.Error()
@@ -133,7 +133,7 @@ func (l *loop) logProblems(f Facts) {
 // wait sleeps until something may have changed: the kernel, the state
 // file, the notification server, or a dismissed notification becoming
 // due. It returns ctx's error or ErrBusClosed when Run should end.
-func (l *loop) wait(ctx context.Context, f Facts) error {
+func (l *loop) wait(ctx context.Context, f gatestate.View) error {
 	wake := planWakeup(f, l.o.Policy, l.d.low)
 	if (wake.events != 0 && l.o.Random == nil) || l.fileChanges == nil {
 		wake.periodic = true

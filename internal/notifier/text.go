@@ -30,7 +30,7 @@ type Notice struct {
 // markup says whether the server parses body markup (its "body-markup"
 // capability): the body is then escaped, so that no translation, file
 // name or reason can inject markup or break it.
-func Render(tr *i18n.Translator, a Action, f Facts, markup bool) Notice {
+func Render(tr *i18n.Translator, a Action, f gatestate.View, markup bool) Notice {
 	n := Notice{
 		// TRANSLATORS: the application name shown with its notifications.
 		AppName: tr.G("Entropy Gate"),
@@ -61,7 +61,7 @@ func Render(tr *i18n.Translator, a Action, f Facts, markup bool) Notice {
 }
 
 // explain returns the summary and the explanation of one condition.
-func explain(tr *i18n.Translator, c Conditions, f Facts) (summary, body string) {
+func explain(tr *i18n.Translator, c Conditions, f gatestate.View) (summary, body string) {
 	switch c {
 	case CRNGNotInitialized:
 		return tr.G("Random number generator not ready"),
@@ -95,7 +95,7 @@ func explain(tr *i18n.Translator, c Conditions, f Facts) (summary, body string) 
 
 // details is the technical part of the body: what the kernel and the gate
 // said, for a person who wants to understand or report the problem.
-func details(tr *i18n.Translator, f Facts) string {
+func details(tr *i18n.Translator, f gatestate.View) string {
 	lines := []string{tr.G("Details:"), crngText(tr, f)}
 	if avail, size := f.Kernel.EntropyAvail, f.Kernel.PoolSize; avail >= 0 && size > 0 {
 		// TRANSLATORS: the kernel's entropy estimate and its pool size.
@@ -115,7 +115,7 @@ func details(tr *i18n.Translator, f Facts) string {
 	return strings.Join(lines, "\n")
 }
 
-func crngText(tr *i18n.Translator, f Facts) string {
+func crngText(tr *i18n.Translator, f gatestate.View) string {
 	switch f.Readiness {
 	case pool.Ready:
 		return tr.G("Random number generator: initialized")
@@ -131,7 +131,7 @@ func crngText(tr *i18n.Translator, f Facts) string {
 
 // gateText says how the wait at startup went; "startup wait" is the gate
 // as the user knows it.
-func gateText(tr *i18n.Translator, f Facts) string {
+func gateText(tr *i18n.Translator, f gatestate.View) string {
 	if errors.Is(f.GateErr, gatestate.ErrNotRun) {
 		// TRANSLATORS: "Startup wait" is the wait for the random number
 		// generator at startup, before services such as Tor start.

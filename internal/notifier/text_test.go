@@ -14,7 +14,7 @@ import (
 )
 
 // everyCondition is one of each condition's facts, with details on.
-func everyConditionFacts() Facts {
+func everyConditionFacts() gatestate.View {
 	f := withSeeds(timedOut(notReady()), seedFirstBoot, seedStoreError)
 	f.Gate.Reason = "timeout expired"
 	return f
@@ -33,7 +33,7 @@ func TestRenderTranslatesEverything(t *testing.T) {
 	notRun.GateErr = gatestate.ErrNotRun
 	for _, tt := range []struct {
 		name  string
-		facts Facts
+		facts gatestate.View
 		c     Conditions
 	}{
 		{name: "all conditions", facts: everyConditionFacts(), c: CRNGNotInitialized | GateTimedOut | SeedNotRefreshed | NoSeedCredited},
@@ -67,7 +67,7 @@ func assertTranslated(t *testing.T, s string) {
 func TestRenderEnglish(t *testing.T) {
 	for _, tt := range []struct {
 		name        string
-		facts       Facts
+		facts       gatestate.View
 		c           Conditions
 		wantSummary string
 		wantBody    []string

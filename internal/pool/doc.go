@@ -7,5 +7,7 @@
 // Everything that touches the kernel sits behind the Pool interface. Kernel
 // is the real implementation, with every /proc and /dev path under an
 // injectable root so tests can feed it fixture trees; Fake is an in-memory
-// implementation for unit tests of the logic built on top.
+// implementation for unit tests of the logic built on top. RandomDevice
+// waits for poll events on /dev/random in the runtime's netpoller: the
+// passive wait and the notifier's wake-ups both sleep in it.
 package pool

@@ -13,7 +13,7 @@ import (
 
 func hostKernel(t *testing.T) *Kernel {
 	t.Helper()
-	k := NewKernel("/proc", "/dev")
+	k := NewKernel(Roots{})
 	if r, err := k.Ready(); r != Ready {
 		t.Skipf("host CRNG not initialized (%v, %v)", r, err)
 	}
@@ -21,7 +21,7 @@ func hostKernel(t *testing.T) *Kernel {
 }
 
 func TestHostState(t *testing.T) {
-	k := NewKernel("/proc", "/dev")
+	k := NewKernel(Roots{})
 	s, err := k.State()
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ func TestFakeWaitCancels(t *testing.T) {
 }
 
 func TestHostRandom(t *testing.T) {
-	k := NewKernel("/proc", "/dev")
+	k := NewKernel(Roots{})
 	a, b := make([]byte, 64), make([]byte, 64)
 	if err := k.Random(a); err != nil {
 		t.Fatal(err)
@@ -114,12 +114,12 @@ func TestHostRandom(t *testing.T) {
 }
 
 func TestRandomFallsBackToURandom(t *testing.T) {
-	k := NewKernel("/proc", "/dev")
+	k := NewKernel(Roots{})
 	buf := make([]byte, 32)
 	if err := k.readURandom(buf); err != nil || string(buf) == string(make([]byte, 32)) {
 		t.Errorf("readURandom: %v", err)
 	}
-	if err := NewKernel("/proc", t.TempDir()).readURandom(buf); err == nil {
+	if err := NewKernel(Roots{Dev: t.TempDir()}).readURandom(buf); err == nil {
 		t.Errorf("readURandom without a device succeeded")
 	}
 }

@@ -21,8 +21,7 @@ import (
 // Kernel is the real Pool: getrandom and ioctls on the running kernel, and
 // counters read from a proc tree.
 type Kernel struct {
-	procRoot string
-	devRoot  string
+	roots Roots
 
 	// insecureWorks reports whether getrandom accepts GRND_INSECURE.
 	// It is a field so fixture tests do not depend on the host kernel.
@@ -32,12 +31,10 @@ type Kernel struct {
 var _ Pool = (*Kernel)(nil)
 
 // NewKernel returns the Pool of the running kernel, reading counters under
-// procRoot (normally "/proc") and opening random devices under devRoot
-// (normally "/dev").
-func NewKernel(procRoot, devRoot string) *Kernel {
+// the proc root and opening random devices under the dev root.
+func NewKernel(roots Roots) *Kernel {
 	return &Kernel{
-		procRoot:      procRoot,
-		devRoot:       devRoot,
+		roots:         roots,
 		insecureWorks: sync.OnceValue(probeInsecure),
 	}
 }
@@ -79,7 +76,7 @@ func probeInsecure() bool {
 func (k *Kernel) State() (State, error) {
 	var errs []error
 	read := func(name string) int {
-		n, err := readCounter(filepath.Join(k.procRoot, "sys/kernel/random", name))
+		n, err := readCounter(k.roots.ProcPath("sys/kernel/random", name))
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -177,52 +174,21 @@ func (k *Kernel) waitActive(ctx context.Context) error {
 	}
 }
 
-// waitPoll sleeps in poll(2) on /dev/random, where POLLIN means the CRNG
-// is ready, with an eventfd beside it so cancellation wakes it.
+// waitPoll sleeps on /dev/random, where POLLIN means the CRNG is ready,
+// in the runtime's netpoller, so cancellation wakes it.
 func (k *Kernel) waitPoll(ctx context.Context) error {
-	random, err := os.OpenFile(filepath.Join(k.devRoot, "random"), os.O_RDONLY|unix.O_NONBLOCK, 0)
+	random, err := OpenRandom(k.roots)
 	if err != nil {
-		// No device node (a minimal container): probing still works.
+		// No device node (a minimal container), or one epoll cannot
+		// wait on: probing still works.
 		return k.waitProbing(ctx)
 	}
 	defer random.Close()
-	cancelFD, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		return k.waitProbing(ctx)
-	}
-	defer unix.Close(cancelFD)
-	stop := context.AfterFunc(ctx, func() {
-		var one [8]byte
-		binary.NativeEndian.PutUint64(one[:], 1)
-		unix.Write(cancelFD, one[:])
-	})
-	defer stop()
-
-	raw, err := random.SyscallConn()
-	if err != nil {
-		return k.waitProbing(ctx)
-	}
-	var pollErr error
-	ctlErr := raw.Control(func(fd uintptr) {
-		fds := []unix.PollFd{
-			{Fd: int32(fd), Events: unix.POLLIN},
-			{Fd: int32(cancelFD), Events: unix.POLLIN},
+	if err := random.Wait(ctx, unix.POLLIN); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		for {
-			_, pollErr = unix.Poll(fds, -1)
-			if errors.Is(pollErr, unix.EINTR) {
-				continue
-			}
-			return
-		}
-	})
-	switch {
-	case ctlErr != nil:
-		return k.waitProbing(ctx)
-	case pollErr != nil:
-		return fmt.Errorf("poll /dev/random: %w", pollErr)
-	case ctx.Err() != nil:
-		return ctx.Err()
+		return fmt.Errorf("poll /dev/random: %w", err)
 	}
 	// POLLIN is the kernel's hint; getrandom has the final word. If they
 	// ever disagree, fall back to probing rather than spinning in poll.
@@ -266,7 +232,7 @@ func (k *Kernel) Credit(seed []byte, bits int) error {
 		return err
 	}
 	defer clear(info)
-	f, err := os.OpenFile(filepath.Join(k.devRoot, "urandom"), os.O_WRONLY, 0)
+	f, err := os.OpenFile(k.roots.DevPath("urandom"), os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("credit: %w", err)
 	}
@@ -328,7 +294,7 @@ func (k *Kernel) Random(buf []byte) error {
 }
 
 func (k *Kernel) readURandom(buf []byte) error {
-	f, err := os.Open(filepath.Join(k.devRoot, "urandom"))
+	f, err := os.Open(k.roots.DevPath("urandom"))
 	if err != nil {
 		return fmt.Errorf("random: %w", err)
 	}
@@ -342,7 +308,7 @@ func (k *Kernel) readURandom(buf []byte) error {
 // Mix writes seed to /dev/urandom, which stirs it into the pool without
 // crediting any entropy. Any user may do this.
 func (k *Kernel) Mix(seed []byte) error {
-	f, err := os.OpenFile(filepath.Join(k.devRoot, "urandom"), os.O_WRONLY, 0)
+	f, err := os.OpenFile(k.roots.DevPath("urandom"), os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("mix: %w", err)
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 func fixtureKernel(root string, insecureWorks bool) *Kernel {
-	k := NewKernel(root, filepath.Join(root, "dev"))
+	k := NewKernel(Roots{Proc: root, Dev: filepath.Join(root, "dev")})
 	k.insecureWorks = func() bool { return insecureWorks }
 	return k
 }
@@ -164,7 +164,21 @@ func devWithFIFO(t *testing.T) (k *Kernel, fifo string) {
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		t.Skipf("mkfifo: %v", err)
 	}
-	return NewKernel(root, root), fifo
+	return NewKernel(Roots{Proc: root, Dev: root}), fifo
+}
+
+// assertPOLLIN makes a FIFO from devWithFIFO readable, as the kernel
+// makes /dev/random once the CRNG is ready.
+func assertPOLLIN(t *testing.T, fifo string) {
+	t.Helper()
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	if _, err := w.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestWaitPollCancels(t *testing.T) {
@@ -189,20 +203,13 @@ func TestWaitPollCancels(t *testing.T) {
 }
 
 func TestWaitPollWakesOnPOLLIN(t *testing.T) {
-	if r, _ := NewKernel("/proc", "/dev").Ready(); r != Ready {
+	if r, _ := NewKernel(Roots{}).Ready(); r != Ready {
 		t.Skip("needs a host kernel whose CRNG is initialized")
 	}
 	k, fifo := devWithFIFO(t)
 	done := make(chan error, 1)
 	go func() { done <- k.waitPoll(context.Background()) }()
-	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if _, err := w.Write([]byte{1}); err != nil {
-		t.Fatal(err)
-	}
+	assertPOLLIN(t, fifo)
 	select {
 	case err := <-done:
 		if err != nil {
@@ -210,5 +217,31 @@ func TestWaitPollWakesOnPOLLIN(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("waitPoll did not wake on POLLIN")
+	}
+}
+
+func TestRoots(t *testing.T) {
+	root := t.TempDir()
+	r := Roots{Proc: root}
+	if got := r.KernelRelease(); got != "" {
+		t.Errorf("KernelRelease without the file = %q, want empty", got)
+	}
+	if _, err := r.BootID(); err == nil {
+		t.Error("BootID without the file: no error")
+	}
+	dir := filepath.Join(root, "sys", "kernel", "random")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "sys", "kernel", "osrelease"), []byte("6.1.0-28-amd64\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "boot_id"), []byte("5d1c8a4e-0000-4000-8000-000000000000\n"), 0o644)
+	if got := r.KernelRelease(); got != "6.1.0-28-amd64" {
+		t.Errorf("KernelRelease = %q", got)
+	}
+	if id, err := r.BootID(); err != nil || len(id) != 37 {
+		t.Errorf("BootID = %q, %v", id, err)
+	}
+	if got := (Roots{}).DevPath("random"); got != "/dev/random" {
+		t.Errorf("default dev root: %q", got)
 	}
 }

@@ -182,12 +182,12 @@ func whyNotBound(r Record, here Binding, images []GUID) string {
 // the first directory with an idVendor. The walk stops there, so a stick
 // without a serial never gets its hub's (a root hub's serial is its
 // controller's PCI address).
-func (r SysRoots) DiskSerial(major, minor uint32) (string, error) {
+func (r SystemMounts) DiskSerial(major, minor uint32) (string, error) {
 	dir, err := r.blockDir(Medium{Major: major, Minor: minor})
 	if err != nil {
 		return "", err
 	}
-	top := r.sys("devices")
+	top := r.Roots.SysPath("devices")
 	for strings.HasPrefix(dir, top+string(filepath.Separator)) {
 		serial, err := os.ReadFile(filepath.Join(dir, "serial"))
 		switch {
@@ -211,7 +211,7 @@ func (r SysRoots) DiskSerial(major, minor uint32) (string, error) {
 // says the partition starts). A medium that is a whole disk, or on a disk
 // without a valid GPT, is bound by size and serial only. The FAT volume
 // serial is not used: Tails' first boot changes it.
-func (r SysRoots) MediumBinding(m Medium) (Binding, error) {
+func (r SystemMounts) MediumBinding(m Medium) (Binding, error) {
 	dir, err := r.blockDir(m)
 	if err != nil {
 		return Binding{}, err
@@ -241,7 +241,7 @@ func (r SysRoots) MediumBinding(m Medium) (Binding, error) {
 	if err != nil {
 		return Binding{}, err
 	}
-	d, err := openDevice(r.dev(name), 0, false)
+	d, err := openDevice(r.Roots.DevPath(name), 0, false)
 	if err != nil {
 		return Binding{}, fmt.Errorf("identify the disk of %s: %w", m.MountPoint, err)
 	}

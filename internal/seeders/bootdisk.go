@@ -22,23 +22,6 @@ var (
 	ErrNotPartition = errors.New("boot medium is not a partition of a disk")
 )
 
-// SysRoots locates the kernel's file systems, so that tests can point them
-// at fixture trees. An empty field means the real one: /proc, /sys, /dev.
-type SysRoots struct {
-	Proc, Sys, Dev string
-}
-
-func (r SysRoots) path(root, def string, elem ...string) string {
-	if root == "" {
-		root = def
-	}
-	return filepath.Join(append([]string{root}, elem...)...)
-}
-
-func (r SysRoots) proc(elem ...string) string { return r.path(r.Proc, "/proc", elem...) }
-func (r SysRoots) sys(elem ...string) string  { return r.path(r.Sys, "/sys", elem...) }
-func (r SysRoots) dev(elem ...string) string  { return r.path(r.Dev, "/dev", elem...) }
-
 // Medium is the mount that holds a seed location.
 type Medium struct {
 	MountPoint string
@@ -59,8 +42,8 @@ type Medium struct {
 
 // FindMedium returns the topmost mount at mountPoint, or ErrNoBootMedium.
 // Unwritable is best effort: a medium it misses still fails its remount.
-func (r SysRoots) FindMedium(mountPoint string) (Medium, error) {
-	f, err := os.Open(r.proc("self", "mountinfo"))
+func (r SystemMounts) FindMedium(mountPoint string) (Medium, error) {
+	f, err := os.Open(r.Roots.ProcPath("self", "mountinfo"))
 	if err != nil {
 		return Medium{}, fmt.Errorf("read mount table: %w", err)
 	}
@@ -87,7 +70,7 @@ func (r SysRoots) FindMedium(mountPoint string) (Medium, error) {
 }
 
 // unwritable says why the medium can never be written, or "".
-func (r SysRoots) unwritable(m Medium) string {
+func (r SystemMounts) unwritable(m Medium) string {
 	switch m.FSType {
 	case "iso9660", "udf":
 		return m.FSType + " file system"
@@ -111,8 +94,8 @@ func (r SysRoots) unwritable(m Medium) string {
 // /sys/dev/block/MAJ:MIN links to. The link is resolved rather than joined
 // with "..": lexically, that would climb out of /sys/dev/block instead of
 // into the disk's directory.
-func (r SysRoots) blockDir(m Medium) (string, error) {
-	dir, err := filepath.EvalSymlinks(r.sys("dev", "block", fmt.Sprintf("%d:%d", m.Major, m.Minor)))
+func (r SystemMounts) blockDir(m Medium) (string, error) {
+	dir, err := filepath.EvalSymlinks(r.Roots.SysPath("dev", "block", fmt.Sprintf("%d:%d", m.Major, m.Minor)))
 	if err != nil {
 		return "", fmt.Errorf("find block device %d:%d in sysfs: %w", m.Major, m.Minor, err)
 	}
@@ -142,7 +125,7 @@ type BootDisk struct {
 // FindBootDisk finds the disk whose partition is mounted at mountPoint:
 // the mount's device numbers from mountinfo, its sysfs directory, and the
 // disk's directory around it. The disk is where the sector seed lives.
-func (r SysRoots) FindBootDisk(mountPoint string) (BootDisk, error) {
+func (r SystemMounts) FindBootDisk(mountPoint string) (BootDisk, error) {
 	med, err := r.FindMedium(mountPoint)
 	if err != nil {
 		return BootDisk{}, err
@@ -159,18 +142,18 @@ func (r SysRoots) FindBootDisk(mountPoint string) (BootDisk, error) {
 		return BootDisk{}, err
 	}
 	if !isPartition(dir) {
-		return BootDisk{}, fmt.Errorf("%w: %s is on %s (%s)", ErrNotPartition, med.MountPoint, r.dev(part), med.FSType)
+		return BootDisk{}, fmt.Errorf("%w: %s is on %s (%s)", ErrNotPartition, med.MountPoint, r.Roots.DevPath(part), med.FSType)
 	}
 	disk, err := devName(filepath.Dir(dir))
 	if err != nil {
 		return BootDisk{}, fmt.Errorf("disk of %s: %w", part, err)
 	}
-	return BootDisk{Medium: med, Partition: r.dev(part), Disk: r.dev(disk)}, nil
+	return BootDisk{Medium: med, Partition: r.Roots.DevPath(part), Disk: r.Roots.DevPath(disk)}, nil
 }
 
 // BootDisk returns the device node of the disk whose partition is mounted
 // at mountPoint (see FindBootDisk): what the sector backend needs.
-func (r SysRoots) BootDisk(mountPoint string) (string, error) {
+func (r SystemMounts) BootDisk(mountPoint string) (string, error) {
 	d, err := r.FindBootDisk(mountPoint)
 	return d.Disk, err
 }

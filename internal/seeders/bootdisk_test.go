@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders/internal/gptimage"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/testenv"
 )
@@ -66,9 +67,9 @@ func extractTree(t testing.TB, archive string) string {
 	return root
 }
 
-func fixtureRoots(t testing.TB) SysRoots {
+func fixtureRoots(t testing.TB) SystemMounts {
 	root := extractTree(t, filepath.Join("testdata", "sysroot.txtar"))
-	return SysRoots{Proc: filepath.Join(root, "proc"), Sys: filepath.Join(root, "sys"), Dev: "/dev"}
+	return SystemMounts{Roots: pool.Roots{Proc: filepath.Join(root, "proc"), Sys: filepath.Join(root, "sys"), Dev: "/dev"}}
 }
 
 func TestFindBootDisk(t *testing.T) {
@@ -160,7 +161,7 @@ func TestFindMediumUnwritable(t *testing.T) {
 
 func TestFindBootDiskDevRoot(t *testing.T) {
 	roots := fixtureRoots(t)
-	roots.Dev = "/tmp/devroot"
+	roots.Roots.Dev = "/tmp/devroot"
 	got, err := roots.FindBootDisk("/media/cciss")
 	if err != nil || got.Disk != "/tmp/devroot/cciss/c0d0" || got.Partition != "/tmp/devroot/cciss/c0d0p1" {
 		t.Fatalf("FindBootDisk = %+v, %v; want device nodes under /tmp/devroot", got, err)
@@ -168,7 +169,7 @@ func TestFindBootDiskDevRoot(t *testing.T) {
 }
 
 func TestFindMediumWithoutMountTable(t *testing.T) {
-	_, err := SysRoots{Proc: t.TempDir()}.FindMedium(DefaultBootMedium)
+	_, err := SystemMounts{Roots: pool.Roots{Proc: t.TempDir()}}.FindMedium(DefaultBootMedium)
 	if err == nil || errors.Is(err, ErrNoBootMedium) {
 		t.Fatalf("FindMedium = %v; want a read error, not ErrNoBootMedium", err)
 	}
@@ -199,7 +200,7 @@ func TestFindBootDiskOnLoopDevice(t *testing.T) {
 			disk := loopDevice(t, path, args...)
 			part := firstPartition(t, disk)
 			dir := mountFS(t, part, "ext4", "ro")
-			got, err := SysRoots{}.FindBootDisk(dir)
+			got, err := SystemMounts{}.FindBootDisk(dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -248,7 +249,7 @@ func TestFindBootDiskOnWholeLoopDevice(t *testing.T) {
 		t.Fatalf("mkfs.ext4: %v: %s", err, out)
 	}
 	dir := mountFS(t, loopDevice(t, img), "ext4", "ro")
-	if _, err := (SysRoots{}).FindBootDisk(dir); !errors.Is(err, ErrNotPartition) {
+	if _, err := (SystemMounts{}).FindBootDisk(dir); !errors.Is(err, ErrNotPartition) {
 		t.Fatalf("FindBootDisk = %v, want ErrNotPartition", err)
 	}
 }

@@ -45,6 +45,17 @@ func (c Content) String() string {
 // MarshalText makes Content read as its name in JSON.
 func (c Content) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
 
+// UnmarshalText reads a name MarshalText wrote.
+func (c *Content) UnmarshalText(b []byte) error {
+	for i, name := range contentNames {
+		if string(b) == name {
+			*c = Content(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown seed content %q", b)
+}
+
 // ForeignPolicy says what to do with a location that holds data that is not
 // ours.
 type ForeignPolicy int

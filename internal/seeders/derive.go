@@ -5,9 +5,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash"
-	"os"
 
 	"golang.org/x/sys/unix"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 )
 
 // seedDomain separates our seed hash from every other use of SHA-256.
@@ -19,7 +20,7 @@ type Env struct {
 	// Clocks returns CLOCK_REALTIME, CLOCK_MONOTONIC and CLOCK_BOOTTIME in
 	// nanoseconds.
 	Clocks func() [3]int64
-	// BootID returns /proc/sys/kernel/random/boot_id.
+	// BootID returns the kernel's boot id; nil reads it (pool.Roots).
 	BootID func() ([]byte, error)
 }
 
@@ -40,7 +41,7 @@ func (e Env) clocks() [3]int64 {
 func (e Env) bootID() []byte {
 	read := e.BootID
 	if read == nil {
-		read = func() ([]byte, error) { return os.ReadFile("/proc/sys/kernel/random/boot_id") }
+		read = pool.Roots{}.BootID
 	}
 	id, err := read()
 	if err != nil {

@@ -24,7 +24,7 @@
 //     Load read (the Load's observation travels with the record NextRecord
 //     derives from it). FATBackend and CmdlineBackend remount the boot
 //     medium read-write only while they replace a file, and read-only again
-//     on every path (Mounts). SysRoots finds the boot medium's disk.
+//     on every path (Mounts). SystemMounts finds the boot medium's disk.
 //   - Seeder runs the protocol for one backend: load, write and verify the
 //     replacement, and only then credit the old seed to the kernel (DESIGN
 //     rule 2); otherwise mix it at most.

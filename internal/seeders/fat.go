@@ -25,7 +25,7 @@ const DefaultFATSeedFile = "live/entropy-gate.seed"
 // umask (0022) every user can read it, so it is mixed and refreshed but
 // never credited.
 //
-// Records are bound to the partition (SysRoots.MediumBinding): disk GUID,
+// Records are bound to the partition (SystemMounts.MediumBinding): disk GUID,
 // partition GUID, disk size and serial, so a file-level copy of the
 // system partition onto another stick is mixed, never credited. Tails'
 // first boot changes the GUIDs and the FAT serial: a record the installer
@@ -39,7 +39,7 @@ type FATBackend struct {
 	// Mounts reads and switches the mount; nil means SystemMounts{}.
 	Mounts Mounts
 	// Roots is where the partition's disk is identified (sysfs, /dev).
-	Roots SysRoots
+	Roots SystemMounts
 	// ImageDiskGUIDs are published images' disk GUIDs besides Tails', as
 	// for SectorBackend.
 	ImageDiskGUIDs []GUID

@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 )
 
 // Mounts is what the backends on the boot medium need from the mount
@@ -18,10 +20,11 @@ type Mounts interface {
 	Remount(dir string, readOnly bool) error
 }
 
-// SystemMounts reads the running system's mount table and remounts with
-// mount(2), which needs CAP_SYS_ADMIN.
+// SystemMounts reads the running system's mount table and block devices
+// (under Roots, for tests) to find the boot medium and its disk, and
+// remounts with mount(2), which needs CAP_SYS_ADMIN.
 type SystemMounts struct {
-	Roots SysRoots
+	Roots pool.Roots
 }
 
 func mountsOrSystem(m Mounts) Mounts {
@@ -32,7 +35,7 @@ func mountsOrSystem(m Mounts) Mounts {
 }
 
 // Medium implements Mounts.
-func (s SystemMounts) Medium(dir string) (Medium, error) { return s.Roots.FindMedium(dir) }
+func (s SystemMounts) Medium(dir string) (Medium, error) { return s.FindMedium(dir) }
 
 // keptMountFlags are the mount flags statfs(2) reports as ST_*, with the
 // MS_* flag that sets each. A remount clears every per-mount flag it is not

@@ -47,7 +47,7 @@ type SectorBackend struct {
 	// image, and a seed on it is everyone's (DESIGN rule 3).
 	ImageDiskGUIDs []GUID
 	// Roots is where the disk's serial number is read (sysfs).
-	Roots SysRoots
+	Roots SystemMounts
 }
 
 // sectorOrigin is what Load saw, for Store to compare: the same device

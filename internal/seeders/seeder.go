@@ -27,10 +27,15 @@ type Seeder struct {
 	WearRewrites int
 }
 
-// Result is what one Seed or Refresh did, for logs and the gate's state
-// file. It never holds seed bytes.
+// Result is what one Seed or Refresh did to one backend: the one shape of
+// a seed result, in logs, this boot's results file, the gate's state file
+// (whose JSON names are public API), `status`, D-Bus and the history. It
+// never holds seed bytes.
 type Result struct {
 	Backend string `json:"backend"`
+	// Action is ActionLoad, ActionRefresh or ActionSave; the caller that
+	// chose the protocol sets it.
+	Action string `json:"action"`
 	// Loaded: the location was read and judged safe; Content says what it
 	// held.
 	Loaded  bool    `json:"loaded"`
@@ -50,6 +55,23 @@ type Result struct {
 	// Error is Err's text; Err keeps it for errors.Is.
 	Error string `json:"error,omitempty"`
 	Err   error  `json:"-"`
+}
+
+// Seed actions.
+const (
+	// ActionLoad is the boot-time protocol (Seeder.Seed): credit or mix
+	// the old seed once its replacement is written.
+	ActionLoad = "load"
+	// ActionRefresh replaces the seeds once the gate opened.
+	ActionRefresh = "refresh"
+	// ActionSave replaces the seeds at shutdown.
+	ActionSave = "save"
+)
+
+// FoundSeed says the backend was loaded and held a seed, usable or not:
+// an empty location or a failed read does not count.
+func (r Result) FoundSeed() bool {
+	return r.Loaded && r.Content != ContentUnknown && r.Content != ContentEmpty
 }
 
 func (r *Result) fail(err error) {

@@ -408,7 +408,7 @@ func TestVfatFindBootDisk(t *testing.T) {
 			setReadOnly(t, disk)
 		}
 		dir := mountFS(t, part, "vfat", tailsMount)
-		got, err := SysRoots{}.FindBootDisk(dir)
+		got, err := SystemMounts{}.FindBootDisk(dir)
 		if err != nil {
 			t.Fatal(err)
 		}

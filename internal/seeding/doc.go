@@ -1,6 +1,7 @@
 // Package seeding runs the configured seed backends for the gate and the
-// CLI: it builds them from the [Seed.*] configuration, runs the load,
-// refresh or save protocol on each with a deadline (a vanished device
-// must never hang a boot or a shutdown), and keeps the results, which
-// never hold seed bytes, where the gate and other programs find them.
+// CLI. A Runner builds them from the [Seed.*] configuration and owns what
+// a process needs to use them safely: the seed lock shared by every
+// process, this boot's results file (so a backend is loaded once per
+// boot), and the deadlines (a vanished device must never hang a boot or a
+// shutdown). Results never hold seed bytes.
 package seeding

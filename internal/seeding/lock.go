@@ -20,9 +20,12 @@ const DefaultLockPath = "/run/entropy-gate/seed.lock"
 // ErrLocked means another process kept the seeds locked until ctx was done.
 var ErrLocked = errors.New("another entropy-gate process is using the seeds")
 
-// Lock takes the seed lock at path, waiting until ctx is done. The lock
-// goes with the process: unlock, or exit.
+// Lock takes the seed lock at path, waiting until ctx is done; an empty
+// path takes no lock. The lock goes with the process: unlock, or exit.
 func Lock(ctx context.Context, path string) (unlock func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("seed lock: %w", err)
 	}

@@ -2,26 +2,68 @@ package seeding
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"sync"
 	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
-	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
 
-// Kernel adapts a pool.Pool to what the seeders need.
-type Kernel struct{ Pool pool.Pool }
+// Kernel adapts a pool.Pool to what the seeders need. It credits only
+// through the credit token of a Runner's run: a Kernel made elsewhere
+// (for `seed init`, which never credits) refuses every credit.
+type Kernel struct {
+	Pool  pool.Pool
+	token *creditToken
+}
 
 var _ seeders.Kernel = Kernel{}
 
+// ErrCreditRevoked is a credit refused because the run that started the
+// backend is over: its deadline passed or it was cancelled, and the seed
+// lock may be someone else's by now.
+var ErrCreditRevoked = errors.New("credit refused: the seed run is over")
+
 // Credit implements seeders.Kernel.
-func (k Kernel) Credit(seed []byte, bits int) error { return k.Pool.Credit(seed, bits) }
+func (k Kernel) Credit(seed []byte, bits int) error {
+	if k.token == nil {
+		return ErrCreditRevoked
+	}
+	return k.token.credit(func() error { return k.Pool.Credit(seed, bits) })
+}
+
+// creditToken lets a run's backends credit while the run holds the seed
+// lock and is within its deadline, and never after: a backend that
+// outlives its deadline runs on in its goroutine, and another process
+// may meanwhile take the lock and load the same record.
+type creditToken struct {
+	// run is the run's context: once it is done, so is crediting, even
+	// before the run gets round to revoking.
+	run     context.Context
+	mu      sync.Mutex
+	revoked bool
+}
+
+// credit runs credit unless the token is revoked or the run is done.
+func (t *creditToken) credit(credit func() error) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.revoked || t.run.Err() != nil {
+		return ErrCreditRevoked
+	}
+	return credit()
+}
+
+// revoke refuses every later credit. A credit in progress finishes
+// first, so once revoke returns none is under way.
+func (t *creditToken) revoke() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.revoked = true
+}
 
 // Mix implements seeders.Kernel.
 func (k Kernel) Mix(seed []byte) error { return k.Pool.Mix(seed) }
@@ -47,13 +89,13 @@ type Backend struct {
 
 // Backends builds the enabled backends in a fixed order. A backend that
 // cannot be set up is not built; its result explains why.
-func Backends(c config.Seed, locate Locator) ([]Backend, []gatestate.Seed) {
+func Backends(c config.Seed, locate Locator) ([]Backend, []seeders.Result) {
 	var backends []Backend
-	var failed []gatestate.Seed
+	var failed []seeders.Result
 	if c.Sector.Enable {
 		b, err := sectorBackend(c, locate)
 		if err != nil {
-			failed = append(failed, gatestate.Seed{Backend: "sector", Action: gatestate.SeedLoad, Reason: "not used: " + err.Error(), Error: err.Error()})
+			failed = append(failed, seeders.Result{Backend: "sector", Action: seeders.ActionLoad, Reason: "not used: " + err.Error(), Error: err.Error()})
 		} else {
 			backends = append(backends, Backend{Backend: b, WearRewrites: c.Sector.WearRewrites})
 		}
@@ -81,7 +123,7 @@ type Locator interface {
 	BootDisk(medium string) (string, error)
 }
 
-var _ Locator = seeders.SysRoots{}
+var _ Locator = seeders.SystemMounts{}
 
 func sectorBackend(c config.Seed, locate Locator) (seeders.SectorBackend, error) {
 	b := seeders.SectorBackend{Path: c.Sector.Device, LBA: c.Sector.LBA}
@@ -112,38 +154,45 @@ func sectorBackend(c config.Seed, locate Locator) (seeders.SectorBackend, error)
 // e.g. because its device was pulled out.
 var ErrTimeout = errors.New("gave up waiting for the seed location")
 
-// Grace is how long Run still waits, after its deadline, for the backend
-// it is running: it may be between remounting the boot medium read-write
-// and back, and leaving it read-write is worse than being late.
-const Grace = 10 * time.Second
+// DefaultGrace is how long a run still waits, after its deadline, for the
+// backend it is running: it may be between remounting the boot medium
+// read-write and back, and leaving it read-write is worse than being late.
+const DefaultGrace = 10 * time.Second
 
-// Run runs action (gatestate.SeedLoad, SeedRefresh or SeedSave) on each
-// backend in turn, each bounded by ctx and Grace: a backend still running
-// then is reported as timed out and left behind, and the backends after
-// it are not tried. LoadOnly backends only take part in loads.
-func Run(ctx context.Context, backends []Backend, k seeders.Kernel, action string) []gatestate.Seed {
-	var out []gatestate.Seed
+// run runs action (seeders.ActionLoad, SeedRefresh or SeedSave) on each
+// backend in turn, each bounded by ctx and the grace period: a backend
+// still running then is reported as timed out and left behind, and the
+// backends after it are not tried. LoadOnly backends only take part in
+// loads. Backends may credit only until the deadline: a backend that
+// finishes later, in the grace period or left behind, mixes at most.
+// The caller unlocks the seeds only after run returned.
+func (r *Runner) run(ctx context.Context, backends []Backend, action string) []seeders.Result {
+	token := &creditToken{run: ctx}
+	defer token.revoke()
+	k := Kernel{Pool: r.Pool, token: token}
+	var out []seeders.Result
 	for _, b := range backends {
-		if b.LoadOnly && action != gatestate.SeedLoad {
+		if b.LoadOnly && action != seeders.ActionLoad {
 			continue
 		}
 		if ctx.Err() != nil {
-			out = append(out, gatestate.Seed{Backend: b.Name(), Action: action, Reason: "not tried: " + ErrTimeout.Error(), Error: ErrTimeout.Error()})
+			out = append(out, seeders.Result{Backend: b.Name(), Action: action, Reason: "not tried: " + ErrTimeout.Error(), Error: ErrTimeout.Error()})
 			continue
 		}
 		done := make(chan seeders.Result, 1)
 		go func() { done <- runOne(b, k, action) }()
 		select {
-		case r := <-done:
-			out = append(out, FromResult(r, action))
+		case res := <-done:
+			out = append(out, res)
 			continue
 		case <-ctx.Done():
+			token.revoke()
 		}
 		select {
-		case r := <-done:
-			out = append(out, FromResult(r, action))
-		case <-time.After(Grace):
-			out = append(out, gatestate.Seed{Backend: b.Name(), Action: action, Reason: "not finished: " + ErrTimeout.Error(), Error: ErrTimeout.Error()})
+		case res := <-done:
+			out = append(out, res)
+		case <-time.After(r.grace()):
+			out = append(out, seeders.Result{Backend: b.Name(), Action: action, Reason: "not finished: " + ErrTimeout.Error(), Error: ErrTimeout.Error()})
 		}
 	}
 	return out
@@ -157,72 +206,11 @@ func runOne(b Backend, k seeders.Kernel, action string) (res seeders.Result) {
 			err := fmt.Errorf("seed backend crashed: %v", p)
 			res = seeders.Result{Backend: b.Name(), Reason: "failed: " + err.Error(), Error: err.Error(), Err: err}
 		}
+		res.Action = action
 	}()
 	s := seeders.Seeder{Backend: b.Backend, Kernel: k, WearRewrites: b.WearRewrites}
-	if action == gatestate.SeedLoad {
+	if action == seeders.ActionLoad {
 		return s.Seed()
 	}
 	return s.Refresh()
-}
-
-// FromResult is a seeder's result as the state file keeps it.
-func FromResult(r seeders.Result, action string) gatestate.Seed {
-	return gatestate.Seed{
-		Backend:          r.Backend,
-		Action:           action,
-		Loaded:           r.Loaded,
-		Content:          contentName(r),
-		Creditable:       r.Creditable,
-		Refreshed:        r.Refreshed,
-		StoredCreditable: r.StoredCreditable,
-		CreditedBits:     r.CreditedBits,
-		Mixed:            r.Mixed,
-		Reason:           r.Reason,
-		Error:            r.Error,
-	}
-}
-
-func contentName(r seeders.Result) string {
-	if !r.Loaded {
-		return ""
-	}
-	return r.Content.String()
-}
-
-// DefaultResultsPath is where `seed load` leaves its results for the
-// gate, which starts after it.
-const DefaultResultsPath = "/run/entropy-gate/seeds.json"
-
-// SaveResults writes results atomically, world-readable: they hold no
-// secrets.
-func SaveResults(path string, seeds []gatestate.Seed) error {
-	b, err := json.Marshal(seeds)
-	if err != nil {
-		return fmt.Errorf("save seed results: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("save seed results: %w", err)
-	}
-	tmp := path + ".new"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("save seed results: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("save seed results: %w", err)
-	}
-	return nil
-}
-
-// ReadResults reads what SaveResults wrote; os.ErrNotExist means the seeds
-// were not loaded this boot.
-func ReadResults(path string) ([]gatestate.Seed, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var seeds []gatestate.Seed
-	if err := json.Unmarshal(b, &seeds); err != nil {
-		return nil, fmt.Errorf("parse seed results: %w", err)
-	}
-	return seeds, nil
 }

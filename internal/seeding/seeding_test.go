@@ -3,16 +3,15 @@ package seeding
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
-	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
@@ -40,28 +39,28 @@ func TestLifecycle(t *testing.T) {
 
 	// First boot: no seed yet.
 	boot1 := fakePool()
-	got := Run(ctx, backends, Kernel{boot1}, gatestate.SeedLoad)
+	got := runner(boot1).run(ctx, backends, seeders.ActionLoad)
 	if len(got) != 1 || !got[0].Refreshed || got[0].CreditedBits != 0 || got[0].StoredCreditable {
 		t.Fatalf("first load: %+v", got)
 	}
 	// The gate opens: the refresh is now creditable.
 	boot1.SetReady()
-	got = Run(ctx, backends, Kernel{boot1}, gatestate.SeedRefresh)
-	if len(got) != 1 || !got[0].Refreshed || !got[0].StoredCreditable || got[0].Action != gatestate.SeedRefresh {
+	got = runner(boot1).run(ctx, backends, seeders.ActionRefresh)
+	if len(got) != 1 || !got[0].Refreshed || !got[0].StoredCreditable || got[0].Action != seeders.ActionRefresh {
 		t.Fatalf("refresh: %+v", got)
 	}
 
 	// Second boot: credited, and its replacement is not creditable.
 	boot2 := fakePool()
-	got = Run(ctx, backends, Kernel{boot2}, gatestate.SeedLoad)
-	if len(got) != 1 || got[0].CreditedBits != 256 || got[0].Content != "record" {
+	got = runner(boot2).run(ctx, backends, seeders.ActionLoad)
+	if len(got) != 1 || got[0].CreditedBits != 256 || got[0].Content != seeders.ContentRecord {
 		t.Fatalf("second load: %+v", got)
 	}
 	if credits := boot2.Credits(); len(credits) != 1 || credits[0].Bits != 256 {
 		t.Errorf("kernel credits: %+v", credits)
 	}
 	// A second load in the same boot finds that replacement: mixed only.
-	got = Run(ctx, backends, Kernel{boot2}, gatestate.SeedLoad)
+	got = runner(boot2).run(ctx, backends, seeders.ActionLoad)
 	if got[0].CreditedBits != 0 || !got[0].Mixed {
 		t.Errorf("load of a replacement made before readiness: %+v", got)
 	}
@@ -105,9 +104,6 @@ func (s stuck) Load() (seeders.Loaded, error) {
 func (stuck) Store(seeders.Record) error { return nil }
 
 func TestRunGivesUpOnAStuckBackend(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits for the grace period")
-	}
 	s := stuck{release: make(chan struct{})}
 	defer close(s.release)
 	c := fileConfig(t)
@@ -115,7 +111,9 @@ func TestRunGivesUpOnAStuckBackend(t *testing.T) {
 	backends = append([]Backend{{Backend: s}}, backends...)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	got := Run(ctx, backends, Kernel{fakePool()}, gatestate.SeedSave)
+	r := runner(fakePool())
+	r.Grace = 50 * time.Millisecond
+	got := r.run(ctx, backends, seeders.ActionSave)
 	if len(got) != 2 || !strings.Contains(got[0].Error, ErrTimeout.Error()) {
 		t.Fatalf("results %+v", got)
 	}
@@ -128,29 +126,15 @@ func TestRunGivesUpOnAStuckBackend(t *testing.T) {
 	}
 }
 
-func TestResultsRoundTrip(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "run", "seeds.json")
-	if _, err := ReadResults(path); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("ReadResults(missing) = %v", err)
-	}
-	want := []gatestate.Seed{{Backend: "file:/x", Action: gatestate.SeedLoad, Loaded: true, Content: "record", CreditedBits: 256, Reason: "credited 256 bits"}}
-	if err := SaveResults(path, want); err != nil {
-		t.Fatal(err)
-	}
-	got, err := ReadResults(path)
-	if err != nil || !reflect.DeepEqual(got, want) {
-		t.Errorf("ReadResults = %+v, %v", got, err)
-	}
-	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o644 {
-		t.Errorf("mode %v", fi.Mode().Perm())
-	}
-}
-
 func TestKernelAdapter(t *testing.T) {
 	p := fakePool()
-	k := Kernel{p}
+	k := Kernel{Pool: p}
 	if ready, _ := k.Ready(); ready {
 		t.Error("ready before readiness")
+	}
+	// Only a run's token credits.
+	if err := k.Credit(make([]byte, 32), 256); !errors.Is(err, ErrCreditRevoked) || len(p.Credits()) != 0 {
+		t.Errorf("Credit without a run = %v, credits %+v", err, p.Credits())
 	}
 	p.SetUnknown(pool.ErrUnknownReadiness)
 	if ready, err := k.Ready(); ready || err == nil {
@@ -191,7 +175,7 @@ func (finishing) Store(seeders.Record) error { return nil }
 func TestRunLetsABackendFinishAfterTheDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	got := Run(ctx, []Backend{{Backend: finishing{delay: 200 * time.Millisecond}}}, Kernel{fakePool()}, gatestate.SeedSave)
+	got := runner(fakePool()).run(ctx, []Backend{{Backend: finishing{delay: 200 * time.Millisecond}}}, seeders.ActionSave)
 	if len(got) != 1 || got[0].Error != "" || !got[0].Loaded {
 		t.Errorf("results %+v, want the backend's own result", got)
 	}
@@ -207,7 +191,7 @@ func (crashing) Store(seeders.Record) error    { return nil }
 func TestRunSurvivesACrashingBackend(t *testing.T) {
 	c := fileConfig(t)
 	backends, _ := Backends(c, nil)
-	got := Run(context.Background(), append([]Backend{{Backend: crashing{}}}, backends...), Kernel{fakePool()}, gatestate.SeedLoad)
+	got := runner(fakePool()).run(context.Background(), append([]Backend{{Backend: crashing{}}}, backends...), seeders.ActionLoad)
 	if len(got) != 2 || !strings.Contains(got[0].Error, "crashed") || !got[1].Refreshed {
 		t.Errorf("results %+v", got)
 	}
@@ -217,12 +201,111 @@ func TestLoadOnlyBackendsSkipRefreshAndSave(t *testing.T) {
 	c := fileConfig(t)
 	backends, _ := Backends(c, nil)
 	backends[0].LoadOnly = true
-	for _, action := range []string{gatestate.SeedRefresh, gatestate.SeedSave} {
-		if got := Run(context.Background(), backends, Kernel{fakePool()}, action); len(got) != 0 {
+	for _, action := range []string{seeders.ActionRefresh, seeders.ActionSave} {
+		if got := runner(fakePool()).run(context.Background(), backends, action); len(got) != 0 {
 			t.Errorf("%s ran a load-only backend: %+v", action, got)
 		}
 	}
-	if got := Run(context.Background(), backends, Kernel{fakePool()}, gatestate.SeedLoad); len(got) != 1 {
+	if got := runner(fakePool()).run(context.Background(), backends, seeders.ActionLoad); len(got) != 1 {
 		t.Errorf("load skipped a load-only backend")
+	}
+}
+
+// runner is a Runner on p without a lock or a results file.
+func runner(p pool.Pool) *Runner { return &Runner{Deps: Deps{Pool: p}} }
+
+// late is a backend that answers only once released, as a slow or
+// pulled-out stick may, and then behaves as the backend it wraps.
+type late struct {
+	seeders.Backend
+	release chan struct{}
+}
+
+func (l late) Load() (seeders.Loaded, error) {
+	<-l.release
+	return l.Backend.Load()
+}
+
+// creditableFile is a file backend holding a creditable record.
+func creditableFile(t *testing.T) seeders.FileBackend {
+	t.Helper()
+	b := seeders.FileBackend{Path: filepath.Join(t.TempDir(), "seed")}
+	if res := (seeders.Seeder{Backend: b, Kernel: &seeders.FakeKernel{Initialized: true}}).Refresh(); !res.StoredCreditable {
+		t.Fatalf("setting up a creditable seed: %+v", res)
+	}
+	return b
+}
+
+// waitForKernelCall waits until p was credited or mixed into.
+func waitForKernelCall(t *testing.T, p *pool.Fake) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if len(p.Credits())+len(p.Mixes()) > 0 {
+			return
+		}
+	}
+	t.Fatal("the backend never passed its seed to the kernel")
+}
+
+// TestNothingCreditsAfterTheDeadline: once a run's deadline passed, the
+// seed lock may be released and another process may load the same
+// record; a backend that finishes late, in the grace period or after it
+// was left behind, must at most mix.
+func TestNothingCreditsAfterTheDeadline(t *testing.T) {
+	tests := []struct {
+		name string
+		// grace is the runner's grace period; the backend is released
+		// after the deadline, while the run still waits, or after it
+		// gave up.
+		grace        time.Duration
+		releaseAfter time.Duration
+		leftBehind   bool
+	}{
+		{name: "finishes in the grace period", grace: 5 * time.Second, releaseAfter: 100 * time.Millisecond},
+		{name: "left behind, finishes after the run returned", grace: 20 * time.Millisecond, leftBehind: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := fakePool()
+			b := late{Backend: creditableFile(t), release: make(chan struct{})}
+			r := runner(p)
+			r.Grace = tt.grace
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			defer cancel()
+			if !tt.leftBehind {
+				time.AfterFunc(tt.releaseAfter, func() { close(b.release) })
+			}
+			got := r.run(ctx, []Backend{{Backend: b}}, seeders.ActionLoad)
+			if tt.leftBehind {
+				close(b.release)
+			}
+			waitForKernelCall(t, p)
+			if credits := p.Credits(); len(credits) != 0 {
+				t.Errorf("credited %+v after the deadline", credits)
+			}
+			if len(got) != 1 || got[0].CreditedBits != 0 {
+				t.Fatalf("results %+v: reported a credit after the deadline", got)
+			}
+			if !tt.leftBehind && (!got[0].Mixed || !strings.Contains(got[0].Error, ErrCreditRevoked.Error())) {
+				t.Errorf("result %+v, want mixed and why not credited", got[0])
+			}
+		})
+	}
+}
+
+func TestRunnerLogsFailuresAsWarnings(t *testing.T) {
+	var info, warnings []string
+	record := func(to *[]string) func(string, ...any) {
+		return func(format string, args ...any) { *to = append(*to, fmt.Sprintf(format, args...)) }
+	}
+	c := fileConfig(t)
+	r := NewRunner(c, nil, Deps{Pool: fakePool(), Logf: record(&info), Warnf: record(&warnings)})
+	r.Backends = append([]Backend{{Backend: crashing{}}}, r.Backends...)
+	r.Load(context.Background())
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "seed load crashing: failed") {
+		t.Errorf("warnings %q, want the crashed backend's", warnings)
+	}
+	if len(info) != 1 || !strings.Contains(info[0], "seed load file:") {
+		t.Errorf("information %q, want the file backend's", info)
 	}
 }

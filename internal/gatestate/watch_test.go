@@ -1,21 +1,19 @@
-package notifier
+package gatestate
 
 import (
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"gitlab.tails.boum.org/tails/entropy-gate/internal/gatestate"
 )
 
 // TestFileWatcher follows the state file through the gate's life: its
 // directories appear, it is replaced by rename, its directory is removed
 // and made again. Each step must be reported; unrelated files must not.
-func TestFileWatcher(t *testing.T) {
+func TestWatcher(t *testing.T) {
 	root := t.TempDir()
 	path := filepath.Join(root, "run", "entropy-gate", "state.json")
-	w, err := WatchFile(path)
+	w, err := Watch(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +29,7 @@ func TestFileWatcher(t *testing.T) {
 		}
 	}()
 	write := func() {
-		if err := gatestate.Write(path, gatestate.State{Phase: gatestate.Waiting}); err != nil {
+		if err := Write(path, State{Phase: Waiting}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -41,14 +39,14 @@ func TestFileWatcher(t *testing.T) {
 		// quiet: the step must not be reported.
 		quiet bool
 	}{
-		{name: "unrelated file in an ancestor", quiet: true, do: func() { writeFile(t, filepath.Join(root, "other"), "x") }},
+		{name: "unrelated file in an ancestor", quiet: true, do: func() { os.WriteFile(filepath.Join(root, "other"), []byte("x"), 0o644) }},
 		{name: "directories and file appear", do: write},
 		{name: "replaced by rename", do: write},
-		{name: "sibling file", quiet: true, do: func() { writeFile(t, filepath.Join(filepath.Dir(path), "other.json"), "x") }},
+		{name: "sibling file", quiet: true, do: func() { os.WriteFile(filepath.Join(filepath.Dir(path), "other.json"), []byte("x"), 0o644) }},
 		{name: "removed", do: func() { os.Remove(path) }},
 		{name: "directory removed", do: func() { os.RemoveAll(filepath.Dir(path)) }},
 		{name: "written again", do: write},
-		{name: "written in place", do: func() { writeFile(t, path, "{}") }},
+		{name: "written in place", do: func() { os.WriteFile(path, []byte("{}"), 0o644) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			drain(w)
@@ -73,7 +71,7 @@ func TestFileWatcher(t *testing.T) {
 }
 
 // drain takes pending reports, waiting a little for late ones.
-func drain(w *FileWatcher) {
+func drain(w *Watcher) {
 	for {
 		select {
 		case <-w.Changes():
@@ -83,8 +81,40 @@ func drain(w *FileWatcher) {
 	}
 }
 
-func TestWatchFileRelative(t *testing.T) {
-	if _, err := WatchFile("state.json"); err == nil {
-		t.Error("WatchFile accepted a relative path")
+func TestWatchRelative(t *testing.T) {
+	if _, err := Watch("state.json"); err == nil {
+		t.Error("Watch accepted a relative path")
+	}
+}
+
+// TestWatcherDirectoryAppearingWhileArming: the state file's directories
+// appear (and the file in them) after the watcher found them missing but
+// before it watched their ancestor, so no event tells of them. Later
+// writes must still be reported: the watcher must not stay on the
+// ancestor waiting for a directory that is already there.
+func TestWatcherDirectoryAppearingWhileArming(t *testing.T) {
+	root := t.TempDir()
+	path := filepath.Join(root, "run", "entropy-gate", "state.json")
+	testHookMissing = func(dir string) {
+		if dir == filepath.Join(root, "run") {
+			if err := Write(path, State{Phase: Waiting}); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	w, err := Watch(path)
+	testHookMissing = nil
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	drain(w)
+	if err := Write(path, State{Phase: Open, Outcome: Ready}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.Changes():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a write after the directories appeared was not reported")
 	}
 }

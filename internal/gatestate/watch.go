@@ -1,4 +1,4 @@
-package notifier
+package gatestate
 
 import (
 	"errors"
@@ -11,12 +11,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// FileWatcher reports changes of one file with inotify. The file may not
-// exist yet, nor its directory (/run/entropy-gate appears when the gate
-// first runs), and it is replaced by rename, so the watch is on the
-// deepest existing directory on its path and moves down as directories
-// appear, and back up if they go.
-type FileWatcher struct {
+// Watcher reports changes of the state file with inotify, for the D-Bus
+// service and the notifier. The file may not exist yet, nor its directory
+// (/run/entropy-gate appears when the gate first runs), and it is replaced
+// by rename, so the watch is on the deepest existing directory on its path
+// and moves down as directories appear, and back up if they go.
+type Watcher struct {
 	path string
 	// inotify owns fd; fd is kept apart because File.Fd would put the
 	// descriptor back into blocking mode.
@@ -44,8 +44,8 @@ const (
 	watchAncestor = watchSelf | unix.IN_CREATE | unix.IN_MOVED_TO
 )
 
-// WatchFile starts watching path, which must be absolute.
-func WatchFile(path string) (*FileWatcher, error) {
+// Watch starts watching path, which must be absolute.
+func Watch(path string) (*Watcher, error) {
 	if !filepath.IsAbs(path) {
 		return nil, fmt.Errorf("watch %s: not an absolute path", path)
 	}
@@ -53,7 +53,7 @@ func WatchFile(path string) (*FileWatcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watch %s: inotify: %w", path, err)
 	}
-	w := &FileWatcher{
+	w := &Watcher{
 		path: filepath.Clean(path),
 		// A non-blocking descriptor goes into the netpoller, so Read
 		// parks the goroutine and Close wakes it.
@@ -74,23 +74,43 @@ func WatchFile(path string) (*FileWatcher, error) {
 // Changes receives after the file may have changed; changes that come
 // faster than they are received are coalesced into one. It is closed when
 // watching stops: after Close, or on an error that Err then reports.
-func (w *FileWatcher) Changes() <-chan struct{} { return w.changes }
+func (w *Watcher) Changes() <-chan struct{} { return w.changes }
 
 // Err says why watching stopped by itself, once Changes is closed.
-func (w *FileWatcher) Err() error {
+func (w *Watcher) Err() error {
 	<-w.done
 	return w.err
 }
 
 // Close stops watching.
-func (w *FileWatcher) Close() error {
+func (w *Watcher) Close() error {
 	err := w.inotify.Close()
 	<-w.done
 	return err
 }
 
-// arm watches the deepest existing directory on the path.
-func (w *FileWatcher) arm() error {
+// arm watches the deepest existing directory on the path. A directory
+// that appears between the failed watch below it and the watch on it
+// sends its event to no one, so once an ancestor is watched, arm looks
+// again whether the next directory exists and then goes down to it.
+func (w *Watcher) arm() error {
+	for {
+		if err := w.armOnce(); err != nil {
+			return err
+		}
+		if w.dir == filepath.Dir(w.path) {
+			return nil
+		}
+		if fi, err := os.Stat(filepath.Join(w.dir, w.target)); err != nil || !fi.IsDir() {
+			// Not there yet: its creation will be reported.
+			return nil
+		}
+	}
+}
+
+// armOnce moves the watch to the deepest directory on the path that
+// exists now.
+func (w *Watcher) armOnce() error {
 	if w.wd >= 0 {
 		// Fails harmlessly when the kernel already dropped the watch.
 		unix.InotifyRmWatch(w.fd, uint32(w.wd))
@@ -107,6 +127,9 @@ func (w *FileWatcher) arm() error {
 			if dir == "/" {
 				return fmt.Errorf("watch %s: no directory on the path exists", w.path)
 			}
+			if testHookMissing != nil {
+				testHookMissing(dir)
+			}
 			continue
 		}
 		if err != nil {
@@ -122,7 +145,11 @@ func (w *FileWatcher) arm() error {
 	}
 }
 
-func (w *FileWatcher) read() {
+// testHookMissing, when set by a test, runs when arm finds dir missing,
+// before it watches an ancestor.
+var testHookMissing func(dir string)
+
+func (w *Watcher) read() {
 	defer close(w.changes)
 	defer close(w.done)
 	buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
@@ -156,7 +183,7 @@ func (w *FileWatcher) read() {
 }
 
 // scan decodes a buffer of inotify events.
-func (w *FileWatcher) scan(buf []byte) (changed, rearm bool) {
+func (w *Watcher) scan(buf []byte) (changed, rearm bool) {
 	for len(buf) >= unix.SizeofInotifyEvent {
 		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[0]))
 		end := unix.SizeofInotifyEvent + int(ev.Len)
