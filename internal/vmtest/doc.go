@@ -59,6 +59,7 @@
 //	credit BITS                  RNDADDENTROPY on /dev/urandom: BITS credited, BITS/8 bytes
 //	probe                        readiness (zero-length getrandom GRND_NONBLOCK) and entropy_avail
 //	waitready [INTERVAL]         poll the probe (every 10ms by default) until ready
+//	waitpath PATH TIMEOUT        wait until PATH exists, e.g. a USB disk's device node
 //	cat PATH                     each line of a small text file (never a seed: hash it)
 //	hash PATH OFFSET LENGTH      SHA-256 of a byte range, e.g. of a disk sector
 //	write PATH TEXT              create or truncate a file with TEXT, then fsync

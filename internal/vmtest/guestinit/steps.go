@@ -106,6 +106,8 @@ func (g *guest) do(s protocol.Step) error {
 		g.emit(s.Index, protocol.KindProbe, "ready", strconv.FormatBool(ready), "entropy_avail", avail)
 	case "waitready":
 		return g.waitReady(s)
+	case "waitpath":
+		return waitPath(s.Args[0], s.Args[1])
 	case "cat":
 		return g.cat(s.Index, s.Args[0])
 	case "hash":
@@ -217,6 +219,27 @@ func (g *guest) waitReady(s protocol.Step) error {
 			return nil
 		}
 		time.Sleep(interval)
+	}
+}
+
+// waitPath polls until path exists: devices of buses the kernel scans
+// in the background, such as USB, appear a while after their driver
+// loads.
+func waitPath(path, timeout string) error {
+	limit, err := time.ParseDuration(timeout)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		_, err := os.Stat(path)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("waited %v for %s: %w", limit, path, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

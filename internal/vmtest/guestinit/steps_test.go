@@ -37,6 +37,8 @@ func TestSteps(t *testing.T) {
 		waitready 1ms
 		-start broken /nonexistent
 		wait broken
+		waitpath %[1]s 1s
+		-waitpath %[1]s.missing 50ms
 	`, file)
 	steps, err := protocol.Parse(script)
 	if err != nil {
@@ -103,6 +105,12 @@ func TestSteps(t *testing.T) {
 	}
 	if got := byStep[15]; len(got) != 1 || got[0] != "error msg=job broken was not started" {
 		t.Errorf("wait for a job that failed to start: events %q", got)
+	}
+	if got := byStep[16]; len(got) != 0 {
+		t.Errorf("waitpath of an existing file: events %q", got)
+	}
+	if got := byStep[17]; len(got) != 1 || !strings.HasPrefix(got[0], "error msg=waited 50ms for "+file+".missing") {
+		t.Errorf("waitpath of a missing file: events %q", got)
 	}
 }
 
