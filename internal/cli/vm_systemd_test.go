@@ -93,16 +93,11 @@ func newSystemGuest(t *testing.T) *systemGuest {
 // build would.
 func makeInstall(t *testing.T) string {
 	t.Helper()
-	for _, tool := range []string{"make", "msgfmt"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("make install needs %s (Debian packages make, gettext)", tool)
-		}
-	}
 	root := t.TempDir()
-	build := t.TempDir()
-	out, err := exec.Command("make", "-s", "-C", "../..", "install", "DESTDIR="+root, "PREFIX=/usr", "OUT="+build+"/bin", "LOCALEOUT="+build+"/locale").CombinedOutput()
-	if err != nil {
-		t.Fatalf("make install: %v\n%s", err, out)
+	if err := vmtest.MakeInstall(context.Background(), root, t.TempDir()); errors.Is(err, vmtest.ErrUnavailable) {
+		t.Skip(err)
+	} else if err != nil {
+		t.Fatal(err)
 	}
 	return root
 }
