@@ -143,14 +143,20 @@ func (l *Lab) BootSystemd(ctx context.Context, cfg SystemdConfig) (*SystemdResul
 		return nil, err
 	}
 
+	cfg.Append = append(slices.Clone(systemdKernelArgs), cfg.Append...)
+	return l.runSystemd(ctx, initrd, cfg.Config)
+}
+
+// runSystemd boots initrd with systemd's defaults and collects what the
+// scenarios of the boot printed; the report must have run to its end.
+func (l *Lab) runSystemd(ctx context.Context, initrd string, cfg Config) (*SystemdResult, error) {
 	if cfg.MemoryMB == 0 {
 		cfg.MemoryMB = DefaultSystemdMemoryMB
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultSystemdTimeout
 	}
-	cfg.Append = append(slices.Clone(systemdKernelArgs), cfg.Append...)
-	res, err := l.runQEMU(ctx, initrd, cfg.Config)
+	res, err := l.runQEMU(ctx, initrd, cfg)
 	if res == nil {
 		return nil, err
 	}
