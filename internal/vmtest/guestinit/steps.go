@@ -106,6 +106,8 @@ func (g *guest) do(s protocol.Step) error {
 		g.emit(s.Index, protocol.KindProbe, "ready", strconv.FormatBool(ready), "entropy_avail", avail)
 	case "waitready":
 		return g.waitReady(s)
+	case "pollready":
+		return g.pollReady(s.Index)
 	case "waitpath":
 		return waitPath(s.Args[0], s.Args[1])
 	case "cat":

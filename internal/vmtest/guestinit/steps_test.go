@@ -39,6 +39,7 @@ func TestSteps(t *testing.T) {
 		wait broken
 		waitpath %[1]s 1s
 		-waitpath %[1]s.missing 50ms
+		pollready
 	`, file)
 	steps, err := protocol.Parse(script)
 	if err != nil {
@@ -111,6 +112,9 @@ func TestSteps(t *testing.T) {
 	}
 	if got := byStep[17]; len(got) != 1 || !strings.HasPrefix(got[0], "error msg=waited 50ms for "+file+".missing") {
 		t.Errorf("waitpath of a missing file: events %q", got)
+	}
+	if got := byStep[18]; len(got) != 1 || !strings.HasPrefix(got[0], "ready polls=poll(2) entropy_avail=") {
+		t.Errorf("pollready events = %q", got)
 	}
 }
 

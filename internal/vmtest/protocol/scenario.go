@@ -59,6 +59,7 @@ var ops = map[string]opSpec{
 	"credit":    {min: 1, max: 1, usage: "credit BITS", check: checkCount(0)},
 	"probe":     {min: 0, max: 0, usage: "probe"},
 	"waitready": {min: 0, max: 1, usage: "waitready [INTERVAL]", check: checkDuration(0)},
+	"pollready": {min: 0, max: 0, usage: "pollready"},
 	"waitpath":  {min: 2, max: 2, usage: "waitpath PATH TIMEOUT", check: checkDuration(1)},
 	"cat":       {min: 1, max: 1, usage: "cat PATH"},
 	"hash":      {min: 3, max: 3, usage: "hash PATH OFFSET LENGTH", check: checkOffsets(1, 2)},
