@@ -89,7 +89,9 @@ const (
 // LiveRecipe is what a live system holds besides Debian's packages.
 type LiveRecipe struct {
 	// Tree is a "make install DESTDIR=" tree copied into the root before
-	// the initramfs is made, so its hooks and scripts are in it.
+	// the initramfs is made, so its hooks and scripts are in it, and
+	// whose units liveUnits are enabled. Empty: a system without
+	// entropy-gate, to compare with.
 	Tree string
 }
 
@@ -149,10 +151,15 @@ func (l *Lab) PrepareLive(ctx context.Context, recipe LiveRecipe) (*LiveSystem, 
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(l.cacheDir, "live-system")
+	// One folder per recipe: the variants a benchmark compares are kept
+	// side by side; those unused for a day are removed.
+	dir := filepath.Join(l.cacheDir, liveDirPrefix+key[:16])
 	if s, err := readLiveSystem(dir); err == nil && s.Key == key {
+		now := time.Now()
+		os.Chtimes(dir, now, now)
 		return s, nil
 	}
+	pruneLiveSystems(l.cacheDir, 24*time.Hour)
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("%w: no current live system in %s: building one needs root", ErrUnavailable, dir)
 	}
@@ -187,6 +194,20 @@ func (l *Lab) PrepareLive(ctx context.Context, recipe LiveRecipe) (*LiveSystem, 
 	s.dir = dir
 	l.logf("vmtest: live system built in %s", s.BuildTime)
 	return s, nil
+}
+
+// liveDirPrefix names the cached live systems, one folder per recipe.
+const liveDirPrefix = "live-system-"
+
+// pruneLiveSystems removes the cached live systems unused for longer
+// than age.
+func pruneLiveSystems(cacheDir string, age time.Duration) {
+	dirs, _ := filepath.Glob(filepath.Join(cacheDir, liveDirPrefix+"*"))
+	for _, dir := range dirs {
+		if info, err := os.Stat(dir); err == nil && time.Since(info.ModTime()) > age {
+			os.RemoveAll(dir)
+		}
+	}
 }
 
 func readLiveSystem(dir string) (*LiveSystem, error) {
@@ -234,8 +255,10 @@ func liveKey(baseKey string, recipe LiveRecipe) (string, error) {
 		fmt.Fprintf(h, "lab %s %o %d\n", f.dst, f.mode, len(data))
 		h.Write(data)
 	}
-	if err := hashTree(h, recipe.Tree); err != nil {
-		return "", fmt.Errorf("live system: hash %s: %w", recipe.Tree, err)
+	if recipe.Tree != "" {
+		if err := hashTree(h, recipe.Tree); err != nil {
+			return "", fmt.Errorf("live system: hash %s: %w", recipe.Tree, err)
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
@@ -408,9 +431,6 @@ func (l *Lab) buildLive(ctx context.Context, base string, recipe LiveRecipe, key
 	if err := copyTree(base, root); err != nil {
 		return nil, fmt.Errorf("build live system: %w", err)
 	}
-	if err := copyTree(recipe.Tree, root); err != nil {
-		return nil, fmt.Errorf("build live system: %w", err)
-	}
 	for _, f := range liveInstalls {
 		data, err := liveFiles.ReadFile(f.src)
 		if err == nil {
@@ -423,9 +443,14 @@ func (l *Lab) buildLive(ctx context.Context, base string, recipe LiveRecipe, key
 			return nil, fmt.Errorf("build live system: %w", err)
 		}
 	}
-	// As the package's maintainer scripts would.
-	if err := chrootRun(ctx, root, append([]string{"systemctl", "enable"}, liveUnits...)...); err != nil {
-		return nil, fmt.Errorf("build live system: %w", err)
+	if recipe.Tree != "" {
+		if err := copyTree(recipe.Tree, root); err != nil {
+			return nil, fmt.Errorf("build live system: %w", err)
+		}
+		// As the package's maintainer scripts would.
+		if err := chrootRun(ctx, root, append([]string{"systemctl", "enable"}, liveUnits...)...); err != nil {
+			return nil, fmt.Errorf("build live system: %w", err)
+		}
 	}
 	release := l.kernel.Release
 	if err := chrootRun(ctx, root, "update-initramfs", "-c", "-k", release); err != nil {

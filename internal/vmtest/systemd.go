@@ -2,6 +2,7 @@ package vmtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -22,6 +23,11 @@ const (
 	DefaultSystemdMemoryMB = 1536 // the unpacked system lives in RAM
 	DefaultSystemdTimeout  = 3 * time.Minute
 )
+
+// ErrReportUnfinished is wrapped by the errors of boots whose report
+// never ran or stopped before its end, as when a test powers the guest
+// off on purpose.
+var ErrReportUnfinished = errors.New("the report did not finish")
 
 // ReportPath is where the report scenario lies in the guest.
 const ReportPath = "/vmtest/report"
@@ -166,10 +172,10 @@ func (l *Lab) runSystemd(ctx context.Context, initrd string, cfg Config) (*Syste
 	}
 	out.Report = out.Runs[ReportPath]
 	if out.Report == nil {
-		return out, fmt.Errorf("boot: the report never ran%s\n%s", res.guestErrors(), res.tail())
+		return out, fmt.Errorf("boot: %w: it never ran%s\n%s", ErrReportUnfinished, res.guestErrors(), res.tail())
 	}
 	if _, ok := out.Report.First(protocol.KindDone); !ok {
-		return out, fmt.Errorf("boot: the report stopped before its end%s\n%s", out.Report.guestErrors(), res.tail())
+		return out, fmt.Errorf("boot: %w: it stopped before its end%s\n%s", ErrReportUnfinished, out.Report.guestErrors(), res.tail())
 	}
 	return out, nil
 }
