@@ -61,6 +61,8 @@
 //	waitready [INTERVAL]         poll the probe (every 10ms by default) until ready
 //	pollready                    block in poll(2) on /dev/random until ready: the minimal waiter
 //	waitpath PATH TIMEOUT        wait until PATH exists, e.g. a USB disk's device node
+//	waitgone PATH TIMEOUT        wait until PATH is gone, e.g. a USB disk pulled out
+//	poweroff                     power off at once, stopping nothing (poweroff -f)
 //	cat PATH                     each line of a small text file (never a seed: hash it)
 //	hash PATH OFFSET LENGTH      SHA-256 of a byte range, e.g. of a disk sector
 //	write PATH TEXT              create or truncate a file with TEXT, then fsync

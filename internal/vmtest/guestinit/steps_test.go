@@ -40,6 +40,8 @@ func TestSteps(t *testing.T) {
 		waitpath %[1]s 1s
 		-waitpath %[1]s.missing 50ms
 		pollready
+		waitgone %[1]s.missing 1s
+		-waitgone %[1]s 50ms
 	`, file)
 	steps, err := protocol.Parse(script)
 	if err != nil {
@@ -115,6 +117,12 @@ func TestSteps(t *testing.T) {
 	}
 	if got := byStep[18]; len(got) != 1 || !strings.HasPrefix(got[0], "ready polls=poll(2) entropy_avail=") {
 		t.Errorf("pollready events = %q", got)
+	}
+	if got := byStep[19]; len(got) != 0 {
+		t.Errorf("waitgone of a missing file: events %q", got)
+	}
+	if got := byStep[20]; len(got) != 1 || got[0] != "error msg=waited 50ms for "+file+" to go" {
+		t.Errorf("waitgone of an existing file: events %q", got)
 	}
 }
 

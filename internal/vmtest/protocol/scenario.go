@@ -61,6 +61,8 @@ var ops = map[string]opSpec{
 	"waitready": {min: 0, max: 1, usage: "waitready [INTERVAL]", check: checkDuration(0)},
 	"pollready": {min: 0, max: 0, usage: "pollready"},
 	"waitpath":  {min: 2, max: 2, usage: "waitpath PATH TIMEOUT", check: checkDuration(1)},
+	"waitgone":  {min: 2, max: 2, usage: "waitgone PATH TIMEOUT", check: checkDuration(1)},
+	"poweroff":  {min: 0, max: 0, usage: "poweroff"},
 	"cat":       {min: 1, max: 1, usage: "cat PATH"},
 	"hash":      {min: 3, max: 3, usage: "hash PATH OFFSET LENGTH", check: checkOffsets(1, 2)},
 	"write":     {min: 2, max: 2, usage: "write PATH TEXT"},
