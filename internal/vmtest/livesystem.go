@@ -24,7 +24,7 @@ import (
 
 // liveLayout versions the live system's recipe below; a cached system of
 // another layout is built again.
-const liveLayout = 1
+const liveLayout = 2
 
 // livePackages make the Debian root of the live system: what Tails boots
 // with (live-boot, initramfs-tools, udev, systemd, Tor, D-Bus, Plymouth),
@@ -76,6 +76,12 @@ var liveInstalls = []struct {
 	{"livesystem/overlay", "etc/initramfs-tools/scripts/init-bottom/vmtest-overlay", 0o755},
 	{"livesystem/entropy-gate.conf", "etc/entropy-gate/entropy-gate.conf.d/40-live.conf", 0o644},
 }
+
+// liveImageMin is the smallest image: mkfs.vfat then makes 4 KiB
+// clusters, as on Tails' image, which is larger still. The FAT32 of a
+// smaller partition has 512-byte clusters, and libparted (fatresize)
+// cannot grow that at the first boot.
+const liveImageMin = 300 << 20
 
 // Files of a cached live system.
 const (
@@ -586,8 +592,9 @@ func (s *LiveSystem) writeImage(ctx context.Context) error {
 		}
 		payload += info.Size()
 	}
-	// FAT32 overhead and the first and last MiB of the disk.
-	size := max((payload+payload/20+(16<<20))>>20<<20, MinStickSize)
+	// FAT32 overhead and the first and last MiB of the disk; and at least
+	// liveImageMin.
+	size := max((payload+payload/20+(16<<20))>>20<<20, liveImageMin)
 	path := s.ImagePath()
 	stick, err := NewStick(ctx, path, size)
 	if err != nil {
