@@ -353,7 +353,7 @@ func (l *Lab) installKernel(ctx context.Context, scratch, root string) error {
 		return fmt.Errorf("unpack kernel: %w", err)
 	}
 	release := l.kernel.Release
-	if err := copyTree(filepath.Join(unpacked, "boot"), filepath.Join(root, "boot")); err != nil {
+	if err := copyTree(ctx, filepath.Join(unpacked, "boot"), filepath.Join(root, "boot")); err != nil {
 		return err
 	}
 	srcMods := filepath.Join(unpacked, "lib", "modules", release)
@@ -412,11 +412,11 @@ func (l *Lab) installKernel(ctx context.Context, scratch, root string) error {
 }
 
 // copyTree copies the content of the host folder src into dst with cp -a.
-func copyTree(src, dst string) error {
+func copyTree(ctx context.Context, src, dst string) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
 	}
-	_, err := run(context.Background(), "", "cp", "-a", src+"/.", dst)
+	_, err := run(ctx, "", "cp", "-a", src+"/.", dst)
 	return err
 }
 
@@ -434,7 +434,7 @@ func (l *Lab) buildLive(ctx context.Context, base string, recipe LiveRecipe, key
 		}
 	}()
 	root := filepath.Join(scratch, "root")
-	if err := copyTree(base, root); err != nil {
+	if err := copyTree(ctx, base, root); err != nil {
 		return nil, fmt.Errorf("build live system: %w", err)
 	}
 	for _, f := range liveInstalls {
@@ -450,7 +450,7 @@ func (l *Lab) buildLive(ctx context.Context, base string, recipe LiveRecipe, key
 		}
 	}
 	if recipe.Tree != "" {
-		if err := copyTree(recipe.Tree, root); err != nil {
+		if err := copyTree(ctx, recipe.Tree, root); err != nil {
 			return nil, fmt.Errorf("build live system: %w", err)
 		}
 		// As the package's maintainer scripts would.
