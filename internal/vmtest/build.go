@@ -44,7 +44,7 @@ func Build(ctx context.Context, pkg, dir string) (string, error) {
 func MakeInstall(ctx context.Context, destDir, buildDir string) error {
 	for _, tool := range []struct{ command, pkg string }{{"make", "make"}, {"msgfmt", "gettext"}} {
 		if _, err := toolPath(tool.command); err != nil {
-			return fmt.Errorf("%w: make install needs %s (Debian package %s)", ErrUnavailable, tool.command, tool.pkg)
+			return fmt.Errorf("%w: make install needs %s (apt-get install %s)", ErrUnavailable, tool.command, tool.pkg)
 		}
 	}
 	root, err := moduleRoot()

@@ -167,7 +167,7 @@ func (l *Lab) PrepareLive(ctx context.Context, recipe LiveRecipe) (*LiveSystem, 
 	}
 	pruneLiveSystems(l.cacheDir, 24*time.Hour)
 	if os.Geteuid() != 0 {
-		return nil, fmt.Errorf("%w: no current live system in %s: building one needs root", ErrUnavailable, dir)
+		return nil, fmt.Errorf("%w: no current live system in %s: building one needs root (sudo make test)", ErrUnavailable, dir)
 	}
 	for _, tool := range []struct{ command, pkg string }{
 		{"debootstrap", "debootstrap"}, {"mksquashfs", "squashfs-tools"}, {"depmod", "kmod"}, {"chroot", "coreutils"},
