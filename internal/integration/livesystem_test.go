@@ -80,6 +80,15 @@ var liveShared struct {
 	err  error
 }
 
+// TestMain removes the shared `make install` tree after the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if liveShared.tree != "" {
+		os.RemoveAll(liveShared.tree)
+	}
+	os.Exit(code)
+}
+
 func newLiveLab(t testing.TB) *liveLab {
 	t.Helper()
 	lab := vmtest.New(t)
