@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -217,27 +216,12 @@ func pruneLiveSystems(cacheDir string, age time.Duration) {
 }
 
 func readLiveSystem(dir string) (*LiveSystem, error) {
-	data, err := os.ReadFile(filepath.Join(dir, liveMeta))
-	if err != nil {
-		return nil, err
-	}
 	var s LiveSystem
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("read %s: %w", dir, err)
+	if err := readJSON(filepath.Join(dir, liveMeta), &s); err != nil {
+		return nil, err
 	}
 	s.dir = dir
 	return &s, nil
-}
-
-func writeJSON(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // liveBaseKey hashes what the base root is made of.

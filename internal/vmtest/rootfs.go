@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -135,13 +134,9 @@ func loadSystem(ctx context.Context, cacheDir string, logf func(string, ...any))
 }
 
 func readSystem(dir string) (*cachedSystem, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "system.json"))
-	if err != nil {
-		return nil, err
-	}
 	var s cachedSystem
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("read %s: %w", dir, err)
+	if err := readJSON(filepath.Join(dir, "system.json"), &s); err != nil {
+		return nil, err
 	}
 	s.dir = dir
 	if _, err := os.Stat(s.archivePath()); err != nil {
@@ -176,11 +171,7 @@ func buildSystem(ctx context.Context, cacheDir, dir, mirror string) (*cachedSyst
 		return nil, fmt.Errorf("build system: %w", err)
 	}
 	s.Size, s.Built, s.BuildTime = info.Size(), time.Now().UTC(), time.Since(start).Round(time.Second).String()
-	data, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("build system: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(stage, "system.json"), data, 0o644); err != nil {
+	if err := writeJSON(filepath.Join(stage, "system.json"), s); err != nil {
 		return nil, fmt.Errorf("build system: %w", err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
