@@ -1,6 +1,7 @@
 package units
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,10 +9,10 @@ import (
 	"testing"
 )
 
-// inNamespace runs script with sh in a private mount namespace where dir
-// is bind-mounted over target, so the real hook and boot script run
-// unchanged against stand-ins of what they call.
-func inNamespace(t *testing.T, target, dir, script string) (string, error) {
+// inNamespace runs script with sh in a private mount namespace where each
+// stand-in is bind-mounted over its target, so the real hook and boot
+// script run unchanged against stand-ins of what they call and write.
+func inNamespace(t *testing.T, script string, standIns map[string]string) (string, error) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for a private mount namespace")
@@ -19,8 +20,11 @@ func inNamespace(t *testing.T, target, dir, script string) (string, error) {
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skip("unshare not installed (util-linux)")
 	}
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
-		`mount --bind "$1" "$2" && sh "$3"`, "sh", dir, target, script)
+	mounts := ""
+	for target, standIn := range standIns {
+		mounts += fmt.Sprintf("mount --bind %q %q && ", standIn, target)
+	}
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", mounts+`sh "$1"`, "sh", script)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -36,7 +40,7 @@ func TestInitramfsHook(t *testing.T) {
 copy_exec() { echo "copy_exec $*" >>`+calls+`; }
 copy_file() { echo "copy_file $*" >>`+calls+`; }
 `), 0o644)
-	if out, err := inNamespace(t, "/usr/share/initramfs-tools", stub, hook); err != nil {
+	if out, err := inNamespace(t, hook, map[string]string{"/usr/share/initramfs-tools": stub}); err != nil {
 		t.Fatalf("hook: %v: %s", err, out)
 	}
 	b, _ := os.ReadFile(calls)
@@ -61,7 +65,7 @@ func TestInitramfsScriptLoadsSeedsAndNeverFails(t *testing.T) {
 			args := filepath.Join(t.TempDir(), "args")
 			stderr := filepath.Join(t.TempDir(), "stderr")
 			os.WriteFile(filepath.Join(sbin, "entropy-gate"), []byte("#!/bin/sh\necho \"$*\" >"+args+"\nreadlink /proc/self/fd/2 >"+stderr+"\nexit "+tt.exit+"\n"), 0o755)
-			if out, err := inNamespace(t, "/sbin", sbin, script); err != nil {
+			if out, err := inNamespace(t, script, map[string]string{"/sbin": sbin}); err != nil {
 				t.Fatalf("the boot script failed the boot: %v: %s", err, out)
 			}
 			if b, _ := os.ReadFile(args); strings.TrimSpace(string(b)) != "seed load" {

@@ -15,7 +15,10 @@
 //     kernel's readiness;
 //   - vfat_test.go: the seeders package's vfat tests, run in the guest;
 //   - bench_test.go: figures from real boots (waits, reaction, RSS,
-//     start-up).
+//     start-up);
+//   - livesystem*_test.go: the Tails-shaped live system (live-boot, real
+//     initramfs-tools with our hook, Tails' first-boot repartitioning)
+//     booted from a virtual USB stick or DVD, and its benchmark.
 //
 // The package has no code of its own beyond its tests. They take
 // minutes, boot guests one at a time (a lock in the cache folder), and

@@ -17,7 +17,9 @@ func TestMain(m *testing.M) {
 	case "wait-random":
 		os.Exit(waitRandom())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeLiveTree()
+	os.Exit(code)
 }
 
 // buildTestBinary compiles the tests of pkg, a folder of the module root

@@ -38,6 +38,10 @@ var debianPackages = map[string]string{
 	"desktop-file-validate": "desktop-file-utils",
 	"systemd-analyze":       "systemd",
 	"gnome-shell":           "gnome-shell",
+	"mksquashfs":            "squashfs-tools",
+	"depmod":                "kmod",
+	"chroot":                "coreutils",
+	"xorriso":               "xorriso",
 	"gjs":                   "gjs",
 	"dbus-run-session":      "dbus-daemon",
 }

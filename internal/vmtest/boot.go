@@ -34,13 +34,21 @@ var baseKernelArgs = []string{
 // consoleTail is how much of the console an error quotes.
 const consoleTail = 3000
 
-// Disk is a raw disk image attached as a virtio disk.
+// Disk is a raw disk image, attached as a virtio disk unless it is a USB
+// stick or a CD-ROM.
 type Disk struct {
 	Path     string
 	ReadOnly bool
 	// Serial, if set, is the serial number the guest sees in
 	// /sys/block/vdX/serial (letters, digits, '-' and '_' only).
 	Serial string
+	// USBSerial attaches the image as USB mass storage with this serial
+	// number (on an xHCI controller, removable), as a real USB stick is:
+	// it appears as /dev/sdX. The guest needs the USB modules: see
+	// LiveSystem.USBModules.
+	USBSerial string
+	// CDROM attaches the image read-only as an IDE CD-ROM (/dev/sr0).
+	CDROM bool
 }
 
 // Config describes one boot.
@@ -69,6 +77,12 @@ type Config struct {
 	Timeout time.Duration
 	// Console, if set, receives the serial console as it comes.
 	Console io.Writer
+	// Modules are more kernel modules (host .ko files) init loads after
+	// those of Disks and VirtioRNG, in this order: dependencies first.
+	Modules []string
+	// Monitor, if set, is the path of a Unix socket where QEMU's human
+	// monitor listens during the boot, e.g. for device_del.
+	Monitor string
 }
 
 // Boot runs the scenario in a fresh VM and returns its events. It fails
@@ -156,25 +170,47 @@ func qemuArgs(kernel, initrd string, cfg Config) []string {
 		"-initrd", initrd,
 		"-append", strings.Join(append(slices.Clone(baseKernelArgs), cfg.Append...), " "),
 	}
+	usb := false
 	for i, d := range cfg.Disks {
-		// A drive without a bus, and the virtio disk as a device of its
-		// own: QEMU takes a serial number only there. The devices get
-		// PCI slots, and the guest vda, vdb …, in this order.
-		id := fmt.Sprintf("disk%d", i)
-		drive := "file=" + strings.ReplaceAll(d.Path, ",", ",,") + ",format=raw,if=none,id=" + id
-		if d.ReadOnly {
-			drive += ",readonly=on"
+		file := "file=" + strings.ReplaceAll(d.Path, ",", ",,") + ",format=raw"
+		id := "disk" + strconv.Itoa(i)
+		switch {
+		case d.CDROM:
+			args = append(args, "-drive", file+",if=none,id="+id+",media=cdrom,readonly=on", "-device", "ide-cd,drive="+id)
+		case d.USBSerial != "":
+			if !usb {
+				args = append(args, "-device", "qemu-xhci,id=xhci")
+				usb = true
+			}
+			args = append(args, "-drive", file+",if=none,id="+id+readOnly(d),
+				"-device", "usb-storage,bus=xhci.0,drive="+id+",id="+id+",removable=on,serial="+strings.ReplaceAll(d.USBSerial, ",", ",,"))
+		default:
+			// A drive without a bus, and the virtio disk as a device of
+			// its own: QEMU takes a serial number only there. The
+			// devices get PCI slots, and the guest vda, vdb …, in this
+			// order.
+			device := "virtio-blk-pci,drive=" + id
+			if d.Serial != "" {
+				device += ",serial=" + d.Serial
+			}
+			args = append(args, "-drive", file+",if=none,id="+id+readOnly(d), "-device", device)
 		}
-		device := "virtio-blk-pci,drive=" + id
-		if d.Serial != "" {
-			device += ",serial=" + d.Serial
-		}
-		args = append(args, "-drive", drive, "-device", device)
+	}
+	if cfg.Monitor != "" {
+		args = append(args, "-monitor", "unix:"+strings.ReplaceAll(cfg.Monitor, ",", ",,")+",server=on,wait=off")
 	}
 	if cfg.VirtioRNG {
 		args = append(args, "-device", "virtio-rng-pci")
 	}
 	return args
+}
+
+// readOnly is the -drive option of a read-only disk.
+func readOnly(d Disk) string {
+	if d.ReadOnly {
+		return ",readonly=on"
+	}
+	return ""
 }
 
 // writeInitramfs packs init, the modules the boot needs, the scenario and
@@ -214,7 +250,7 @@ func (l *Lab) addGuest(r *initramfs, cfg Config) error {
 		return err
 	}
 	r.addFile(protocol.ScenarioPath, 0o644, []byte(cfg.Script))
-	for i, m := range modules {
+	for i, m := range append(modules, cfg.Modules...) {
 		name := fmt.Sprintf("%s/%02d-%s", protocol.ModulesDir, i, filepath.Base(m))
 		if err := r.addHostFile(name, m); err != nil {
 			return err

@@ -30,6 +30,20 @@ func TestQemuArgs(t *testing.T) {
 			"-drive", "file=/tmp/ro.img,format=raw,if=none,id=disk0,readonly=on", "-device", "virtio-blk-pci,drive=disk0",
 			"-drive", "file=/tmp/a,,b.img,format=raw,if=none,id=disk1", "-device", "virtio-blk-pci,drive=disk1,serial=STICK-1",
 			"-device", "virtio-rng-pci")},
+		{name: "stick and CD-ROM", cfg: Config{
+			Disks:   []Disk{{Path: "/tmp/stick.img", USBSerial: "4C53,0001"}, {Path: "/tmp/tails.iso", CDROM: true}, {Path: "/tmp/ro.img", USBSerial: "X", ReadOnly: true}},
+			Monitor: "/tmp/mon.sock",
+		}, want: append(slices.Clone(base),
+			"-m", "512", "-cpu", "qemu64,-rdrand,-rdseed", "-kernel", "K", "-initrd", "I",
+			"-append", "console=ttyS0 random.trust_cpu=off random.trust_bootloader=off quiet panic=-1",
+			"-device", "qemu-xhci,id=xhci",
+			"-drive", "file=/tmp/stick.img,format=raw,if=none,id=disk0",
+			"-device", "usb-storage,bus=xhci.0,drive=disk0,id=disk0,removable=on,serial=4C53,,0001",
+			"-drive", "file=/tmp/tails.iso,format=raw,if=none,id=disk1,media=cdrom,readonly=on",
+			"-device", "ide-cd,drive=disk1",
+			"-drive", "file=/tmp/ro.img,format=raw,if=none,id=disk2,readonly=on",
+			"-device", "usb-storage,bus=xhci.0,drive=disk2,id=disk2,removable=on,serial=X",
+			"-monitor", "unix:/tmp/mon.sock,server=on,wait=off")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

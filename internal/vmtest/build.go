@@ -36,3 +36,24 @@ func Build(ctx context.Context, pkg, dir string) (string, error) {
 	}
 	return out, nil
 }
+
+// MakeInstall runs "make install" of the module into destDir, as a
+// package build would (PREFIX=/usr), building in buildDir so that runs at
+// the same time never share a build. Without make or msgfmt the error
+// wraps ErrUnavailable.
+func MakeInstall(ctx context.Context, destDir, buildDir string) error {
+	for _, tool := range []struct{ command, pkg string }{{"make", "make"}, {"msgfmt", "gettext"}} {
+		if _, err := toolPath(tool.command); err != nil {
+			return fmt.Errorf("%w: make install needs %s (apt-get install %s)", ErrUnavailable, tool.command, tool.pkg)
+		}
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	if _, err := run(ctx, "", "make", "-s", "-C", root, "install", "DESTDIR="+destDir, "PREFIX=/usr",
+		"OUT="+filepath.Join(buildDir, "bin"), "LOCALEOUT="+filepath.Join(buildDir, "locale")); err != nil {
+		return fmt.Errorf("make install: %w", err)
+	}
+	return nil
+}

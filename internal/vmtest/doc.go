@@ -60,6 +60,10 @@
 //	credit BITS                  RNDADDENTROPY on /dev/urandom: BITS credited, BITS/8 bytes
 //	probe                        readiness (zero-length getrandom GRND_NONBLOCK) and entropy_avail
 //	waitready [INTERVAL]         poll the probe (every 10ms by default) until ready
+//	pollready                    block in poll(2) on /dev/random until ready: the minimal waiter
+//	waitpath PATH TIMEOUT        wait until PATH exists, e.g. a USB disk's device node
+//	waitgone PATH TIMEOUT        wait until PATH is gone, e.g. a USB disk pulled out
+//	poweroff                     power off at once, stopping nothing (poweroff -f)
 //	cat PATH                     each line of a small text file (never a seed: hash it)
 //	hash PATH OFFSET LENGTH      SHA-256 of a byte range, e.g. of a disk sector
 //	write PATH TEXT              create or truncate a file with TEXT, then fsync
@@ -91,7 +95,7 @@
 //	exit     code [signal] maxrss_kb [name]  (a run or start command ended; peak RSS)
 //	credit   bits bytes took               (right after RNDADDENTROPY returned)
 //	probe    ready entropy_avail
-//	ready    polls entropy_avail           (waitready saw the CRNG ready)
+//	ready    polls entropy_avail           (waitready or pollready saw the CRNG ready)
 //	cat      path text
 //	hash     path offset length sha256
 //	error    msg                           panic: msg
@@ -133,6 +137,30 @@
 // that early in every boot, do not start by themselves; D-Bus starts on
 // demand through its socket. Without udev, the serial getty is masked. A
 // boot to multi-user.target takes 25–35 s of wall time.
+//
+// # The live system
+//
+// PrepareLive builds a Tails-shaped live system and caches it by the
+// hash of its recipe (LiveRecipe: our "make install" tree; the package
+// list, the kernel and the lab's scripts are part of the key): a
+// debootstrap'd bookworm with live-boot, initramfs-tools, udev, systemd,
+// Tor, D-Bus, Plymouth and the tools of Tails' first-boot repartitioning,
+// the lab's kernel with only the modules a live boot needs, our tree with
+// its units enabled, "update-initramfs -c" run inside it (our hook and
+// init-bottom script, the lab's hook and Tails' first-boot
+// repartitioning in init-premount), an lz4 live/filesystem.squashfs, and
+// a USB image laid out like Tails' published one (the published disk
+// GUID, partition attributes, bootloader configurations). The Debian
+// part is cached separately and rebuilt only when the packages or the
+// kernel change (about a minute); the rest takes about 15 s.
+//
+// LiveSystem.NewStick writes the image to a larger stick, NewISO makes
+// the ISO. BootLive boots with QEMU's -kernel and the live initramfs, the
+// stick as USB storage (Disk.USBSerial) or the ISO as a CD-ROM
+// (Disk.CDROM), and lays the boot's files (LiveConfig) over the root
+// from an init-bottom script; the report works as under BootSystemd.
+// InstallerSeedInit runs "entropy-gate seed init" on a stick the way
+// Tails Installer would. A live boot takes 45–90 s of wall time.
 //
 // # Debian programs
 //

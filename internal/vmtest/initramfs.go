@@ -107,6 +107,25 @@ func (r *initramfs) addTree(dir string) error {
 	return nil
 }
 
+// under returns a copy of the archive with every entry moved below the
+// guest folder dir, e.g. for an init script to lay it over another root.
+// The console node is left out: it is only for the kernel's own rootfs.
+func (r *initramfs) under(dir string) *initramfs {
+	out := &initramfs{dirs: map[string]bool{}}
+	for _, e := range r.entries {
+		if e.name == "dev/console" {
+			continue
+		}
+		e.name = path.Join(dir, e.name)
+		if e.mode&modeDir != 0 {
+			out.addDir(e.name)
+		} else {
+			out.add(e)
+		}
+	}
+	return out
+}
+
 func (r *initramfs) add(e cpioEntry) {
 	e.name = strings.TrimPrefix(path.Clean("/"+e.name), "/")
 	r.addDir(path.Dir(e.name))

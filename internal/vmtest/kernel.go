@@ -6,7 +6,6 @@ import (
 	"compress/gzip"
 	"context"
 	"debug/elf"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -218,13 +217,9 @@ func kernelDependency(depends string) (pkg, version string, ok bool) {
 }
 
 func readKernel(dir string) (*cachedKernel, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "kernel.json"))
-	if err != nil {
-		return nil, err
-	}
 	var k cachedKernel
-	if err := json.Unmarshal(data, &k); err != nil {
-		return nil, fmt.Errorf("read %s: %w", dir, err)
+	if err := readJSON(filepath.Join(dir, "kernel.json"), &k); err != nil {
+		return nil, err
 	}
 	if k.Layout != cacheLayout {
 		return nil, fmt.Errorf("read %s: cache layout %d, want %d", dir, k.Layout, cacheLayout)
@@ -292,12 +287,8 @@ func fetchKernel(ctx context.Context, cacheDir, dir, pkg, version string, logf f
 		return nil, err
 	}
 	k.Package, k.Version = pkg, version
-	data, err := json.MarshalIndent(k, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("write kernel.json: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(stage, "kernel.json"), data, 0o644); err != nil {
-		return nil, fmt.Errorf("write kernel.json: %w", err)
+	if err := writeJSON(filepath.Join(stage, "kernel.json"), k); err != nil {
+		return nil, err
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("replace %s: %w", dir, err)

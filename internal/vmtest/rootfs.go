@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -132,13 +131,9 @@ func loadSystem(ctx context.Context, cacheDir string, logf func(string, ...any))
 }
 
 func readSystem(dir string) (*cachedSystem, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "system.json"))
-	if err != nil {
-		return nil, err
-	}
 	var s cachedSystem
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("read %s: %w", dir, err)
+	if err := readJSON(filepath.Join(dir, "system.json"), &s); err != nil {
+		return nil, err
 	}
 	s.dir = dir
 	if _, err := os.Stat(s.archivePath()); err != nil {
@@ -151,32 +146,14 @@ func readSystem(dir string) (*cachedSystem, error) {
 // the trimmed tree and moves the archive to dir.
 func buildSystem(ctx context.Context, cacheDir, dir, mirror string) (*cachedSystem, error) {
 	start := time.Now()
-	// Builds that were killed leave their scratch folders behind.
-	stale, _ := filepath.Glob(filepath.Join(cacheDir, scratchPrefix+"*"))
-	for _, leftover := range stale {
-		if err := removeScratch(leftover); err != nil {
-			return nil, fmt.Errorf("build system: %w", err)
-		}
-	}
-	scratch, err := os.MkdirTemp(cacheDir, scratchPrefix)
+	scratch, err := newScratch(cacheDir, scratchPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("build system: %w", err)
 	}
 	defer removeScratch(scratch)
 	root := filepath.Join(scratch, "root")
-	if _, err := run(ctx, "", "debootstrap", "--variant=minbase", "--include="+strings.Join(systemPackages, ","),
-		systemSuite, root, mirror); err != nil {
+	if err := debootstrap(ctx, root, mirror, systemPackages); err != nil {
 		return nil, fmt.Errorf("build system: %w", err)
-	}
-	for _, d := range systemTrim {
-		if err := emptyFolder(filepath.Join(root, d)); err != nil {
-			return nil, fmt.Errorf("build system: %w", err)
-		}
-	}
-	for _, link := range systemUnwanted {
-		if err := os.Remove(filepath.Join(root, link)); err != nil {
-			return nil, fmt.Errorf("build system: %w", err)
-		}
 	}
 	stage := filepath.Join(scratch, "system")
 	if err := os.Mkdir(stage, 0o755); err != nil {
@@ -191,11 +168,7 @@ func buildSystem(ctx context.Context, cacheDir, dir, mirror string) (*cachedSyst
 		return nil, fmt.Errorf("build system: %w", err)
 	}
 	s.Size, s.Built, s.BuildTime = info.Size(), time.Now().UTC(), time.Since(start).Round(time.Second).String()
-	data, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("build system: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(stage, "system.json"), data, 0o644); err != nil {
+	if err := writeJSON(filepath.Join(stage, "system.json"), s); err != nil {
 		return nil, fmt.Errorf("build system: %w", err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
@@ -210,6 +183,40 @@ func buildSystem(ctx context.Context, cacheDir, dir, mirror string) (*cachedSyst
 
 // scratchPrefix names the folders a build works in, in the cache.
 const scratchPrefix = ".system-"
+
+// newScratch makes a scratch folder named prefix* in cacheDir, after
+// removing those that killed builds left behind. The caller holds the
+// lock of the builds that use prefix.
+func newScratch(cacheDir, prefix string) (string, error) {
+	stale, _ := filepath.Glob(filepath.Join(cacheDir, prefix+"*"))
+	for _, leftover := range stale {
+		if err := removeScratch(leftover); err != nil {
+			return "", err
+		}
+	}
+	return os.MkdirTemp(cacheDir, prefix)
+}
+
+// debootstrap installs a minimal Debian (minbase) with packages at root,
+// then trims what no test needs (systemTrim) and the links of the units
+// that would initialize the CRNG in every boot (systemUnwanted).
+func debootstrap(ctx context.Context, root, mirror string, packages []string) error {
+	if _, err := run(ctx, "", "debootstrap", "--variant=minbase", "--include="+strings.Join(packages, ","),
+		systemSuite, root, mirror); err != nil {
+		return err
+	}
+	for _, d := range systemTrim {
+		if err := emptyFolder(filepath.Join(root, d)); err != nil {
+			return err
+		}
+	}
+	for _, link := range systemUnwanted {
+		if err := os.Remove(filepath.Join(root, link)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // removeScratch deletes a build's scratch folder. debootstrap mounts
 // /proc and /sys in the tree it builds and unmounts them as it exits; if

@@ -73,10 +73,6 @@ func (s *Stick) mtoolsImage() string {
 // WriteFile writes data to the FAT file name (e.g. "/live/seed"),
 // creating its folders and replacing an existing file.
 func (s *Stick) WriteFile(ctx context.Context, name string, data []byte) error {
-	name = path.Clean("/" + name)
-	if err := s.mkdirAll(ctx, path.Dir(name)); err != nil {
-		return fmt.Errorf("stick: write %s: %w", name, err)
-	}
 	tmp, err := os.CreateTemp("", "stick-file-")
 	if err != nil {
 		return fmt.Errorf("stick: write %s: %w", name, err)
@@ -89,7 +85,17 @@ func (s *Stick) WriteFile(ctx context.Context, name string, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("stick: write %s: %w", name, err)
 	}
-	if _, err := run(ctx, "", "mcopy", "-o", "-i", s.mtoolsImage(), tmp.Name(), "::"+name); err != nil {
+	return s.CopyIn(ctx, name, tmp.Name())
+}
+
+// CopyIn copies the host file src to the FAT file name, creating its
+// folders and replacing an existing file.
+func (s *Stick) CopyIn(ctx context.Context, name, src string) error {
+	name = path.Clean("/" + name)
+	if err := s.mkdirAll(ctx, path.Dir(name)); err != nil {
+		return fmt.Errorf("stick: write %s: %w", name, err)
+	}
+	if _, err := run(ctx, "", "mcopy", "-o", "-i", s.mtoolsImage(), src, "::"+name); err != nil {
 		return fmt.Errorf("stick: write %s: %w", name, err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package vmtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -22,6 +23,11 @@ const (
 	DefaultSystemdMemoryMB = 1536 // the unpacked system lives in RAM
 	DefaultSystemdTimeout  = 3 * time.Minute
 )
+
+// ErrReportUnfinished is wrapped by the errors of boots whose report
+// never ran or stopped before its end, as when a test powers the guest
+// off on purpose.
+var ErrReportUnfinished = errors.New("the report did not finish")
 
 // ReportPath is where the report scenario lies in the guest.
 const ReportPath = "/vmtest/report"
@@ -143,14 +149,20 @@ func (l *Lab) BootSystemd(ctx context.Context, cfg SystemdConfig) (*SystemdResul
 		return nil, err
 	}
 
+	cfg.Append = append(slices.Clone(systemdKernelArgs), cfg.Append...)
+	return l.runSystemd(ctx, initrd, cfg.Config)
+}
+
+// runSystemd boots initrd with systemd's defaults and collects what the
+// scenarios of the boot printed; the report must have run to its end.
+func (l *Lab) runSystemd(ctx context.Context, initrd string, cfg Config) (*SystemdResult, error) {
 	if cfg.MemoryMB == 0 {
 		cfg.MemoryMB = DefaultSystemdMemoryMB
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultSystemdTimeout
 	}
-	cfg.Append = append(slices.Clone(systemdKernelArgs), cfg.Append...)
-	res, err := l.runQEMU(ctx, initrd, cfg.Config)
+	res, err := l.runQEMU(ctx, initrd, cfg)
 	if res == nil {
 		return nil, err
 	}
@@ -160,10 +172,10 @@ func (l *Lab) BootSystemd(ctx context.Context, cfg SystemdConfig) (*SystemdResul
 	}
 	out.Report = out.Runs[ReportPath]
 	if out.Report == nil {
-		return out, fmt.Errorf("boot: the report never ran%s\n%s", res.guestErrors(), res.tail())
+		return out, fmt.Errorf("boot: %w: it never ran%s\n%s", ErrReportUnfinished, res.guestErrors(), res.tail())
 	}
 	if _, ok := out.Report.First(protocol.KindDone); !ok {
-		return out, fmt.Errorf("boot: the report stopped before its end%s\n%s", out.Report.guestErrors(), res.tail())
+		return out, fmt.Errorf("boot: %w: it stopped before its end%s\n%s", ErrReportUnfinished, out.Report.guestErrors(), res.tail())
 	}
 	return out, nil
 }

@@ -1,12 +1,15 @@
 // Command demo boots Debian's real kernel under QEMU with entropy-gate
 // inside and prints, for people, how each boot waits for the kernel's
-// random number generator: without any help, and with a hardware RNG.
+// random number generator: without any help, and with a hardware RNG;
+// then it boots a Tails-shaped live system from a USB stick prepared
+// by the installer.
 // It is `make demo`, the project's first command, which installs the
 // Debian packages it needs first (`make deps`, as root); the demo caches
-// the kernel.
+// the kernel and the live system.
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -135,6 +139,71 @@ func run(args []string, stdout io.Writer) error {
 		waits = append(waits, fmt.Sprintf("boot %d: %d ms (%s)", i+1, r.WaitedMS, r.ReadyBy))
 	}
 	fmt.Fprintf(stdout, "\nWaited: %s.\n", strings.Join(waits, "; "))
+	return bootLive(ctx, lab, dir, stdout)
+}
+
+// liveTimeline are the journal entries boot 5 shows, by sender and text.
+var liveTimeline = []struct{ ident, text, label string }{
+	{"tails-first-boot", "done", "Tails' first-boot repartitioning of the stick done"},
+	{"kernel", "squashfs: version", "live-boot mounted the stick's live/filesystem.squashfs"},
+	{"entropy-gate", "seed load", ""},
+	{"kernel", "random: crng init done", "kernel: crng init done"},
+	{"systemd", "running in system mode", "systemd started"},
+	{"entropy-gate", "Open:", ""},
+	{"systemd", "Starting tor@default.service", "Tor starting"},
+	{"systemd", "Started tor@default.service", "Tor started"},
+}
+
+// bootLive is boot 5: the live system (built once, cached) from a stick
+// written with the published image and prepared by the installer with
+// `entropy-gate seed init`, booted as Tails boots.
+func bootLive(ctx context.Context, lab *vmtest.Lab, dir string, stdout io.Writer) error {
+	tree := filepath.Join(dir, "tree")
+	if err := vmtest.MakeInstall(ctx, tree, filepath.Join(dir, "build")); err != nil {
+		return err
+	}
+	live, err := lab.PrepareLive(ctx, vmtest.LiveRecipe{Tree: tree})
+	if err != nil {
+		return err
+	}
+	stick := vmtest.Disk{Path: filepath.Join(dir, "live-stick.img"), USBSerial: "4C530001230517104394"}
+	if _, err := live.NewStick(ctx, stick.Path, 1<<30); err != nil {
+		return err
+	}
+	if err := lab.InstallerSeedInit(ctx, live, stick, filepath.Join(tree, "usr/sbin/entropy-gate")); err != nil {
+		return err
+	}
+	const stepJournal = 1
+	res, err := lab.BootLive(ctx, live, vmtest.LiveConfig{SystemdConfig: vmtest.SystemdConfig{
+		Config: vmtest.Config{Disks: []vmtest.Disk{stick}},
+		Report: "run /usr/bin/journalctl --boot --output=short-monotonic --no-pager\n",
+	}})
+	if err != nil {
+		return fmt.Errorf("boot 5: %w", err)
+	}
+	fmt.Fprintf(stdout, "\nBoot 5 — the Tails-shaped live system: live-boot, initramfs-tools with our hook, the stick as USB storage,\n"+
+		"             written with the published image and prepared by the installer with `entropy-gate seed init`\n")
+	journal := vmtest.ParseJournal(res.Report.Output(stepJournal))
+	type entry struct {
+		at    time.Duration
+		label string
+	}
+	var entries []entry
+	for _, want := range liveTimeline {
+		e, ok := vmtest.FindJournal(journal, want.ident, want.text)
+		if !ok {
+			return fmt.Errorf("boot 5: no journal entry of %s with %q", want.ident, want.text)
+		}
+		label := want.label
+		if label == "" {
+			label = "entropy-gate: " + e.Message
+		}
+		entries = append(entries, entry{e.Time, label})
+	}
+	slices.SortStableFunc(entries, func(a, b entry) int { return cmp.Compare(a.at, b.at) })
+	for _, e := range entries {
+		line(stdout, e.at, e.label)
+	}
 	return nil
 }
 

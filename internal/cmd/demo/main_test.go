@@ -8,7 +8,8 @@ import (
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/vmtest"
 )
 
-// TestDemo runs the README's first command as it is: four real boots.
+// TestDemo runs the README's first command as it is: four real boots of
+// the lab's guest, then the live system.
 func TestDemo(t *testing.T) {
 	vmtest.New(t) // skips where the lab cannot run
 	var out bytes.Buffer
@@ -21,6 +22,7 @@ func TestDemo(t *testing.T) {
 		"boot 2:", "boot 3:", // the same stick, and a seed-init stick: credited
 		"(hwrng)",
 		"seed load sector:/dev/vda@34: credited 256 bits; replacement written and verified",
+		"Boot 5", "entropy-gate: seed load sector:/dev/sda@34: credited 256 bits", "Tor started",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, text)

@@ -106,6 +106,15 @@ func (g *guest) do(s protocol.Step) error {
 		g.emit(s.Index, protocol.KindProbe, "ready", strconv.FormatBool(ready), "entropy_avail", avail)
 	case "waitready":
 		return g.waitReady(s)
+	case "pollready":
+		return g.pollReady(s.Index)
+	case "waitpath":
+		return waitPath(s.Args[0], s.Args[1], true)
+	case "waitgone":
+		return waitPath(s.Args[0], s.Args[1], false)
+	case "poweroff":
+		// As poweroff -f: no unit is stopped, nothing is unmounted.
+		return unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	case "cat":
 		return g.cat(s.Index, s.Args[0])
 	case "hash":
@@ -217,6 +226,30 @@ func (g *guest) waitReady(s protocol.Step) error {
 			return nil
 		}
 		time.Sleep(interval)
+	}
+}
+
+// waitPath polls until path exists (present), or is gone: devices of
+// buses the kernel scans in the background, such as USB, appear a while
+// after their driver loads, and go when unplugged.
+func waitPath(path, timeout string, present bool) error {
+	limit, err := time.ParseDuration(timeout)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		_, err := os.Stat(path)
+		if (err == nil) == present {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if present {
+				return fmt.Errorf("waited %v for %s: %w", limit, path, err)
+			}
+			return fmt.Errorf("waited %v for %s to go", limit, path)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

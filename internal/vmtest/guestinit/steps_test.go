@@ -37,6 +37,11 @@ func TestSteps(t *testing.T) {
 		waitready 1ms
 		-start broken /nonexistent
 		wait broken
+		waitpath %[1]s 1s
+		-waitpath %[1]s.missing 50ms
+		pollready
+		waitgone %[1]s.missing 1s
+		-waitgone %[1]s 50ms
 	`, file)
 	steps, err := protocol.Parse(script)
 	if err != nil {
@@ -103,6 +108,21 @@ func TestSteps(t *testing.T) {
 	}
 	if got := byStep[15]; len(got) != 1 || got[0] != "error msg=job broken was not started" {
 		t.Errorf("wait for a job that failed to start: events %q", got)
+	}
+	if got := byStep[16]; len(got) != 0 {
+		t.Errorf("waitpath of an existing file: events %q", got)
+	}
+	if got := byStep[17]; len(got) != 1 || !strings.HasPrefix(got[0], "error msg=waited 50ms for "+file+".missing") {
+		t.Errorf("waitpath of a missing file: events %q", got)
+	}
+	if got := byStep[18]; len(got) != 1 || !strings.HasPrefix(got[0], "ready polls=poll(2) entropy_avail=") {
+		t.Errorf("pollready events = %q", got)
+	}
+	if got := byStep[19]; len(got) != 0 {
+		t.Errorf("waitgone of a missing file: events %q", got)
+	}
+	if got := byStep[20]; len(got) != 1 || got[0] != "error msg=waited 50ms for "+file+" to go" {
+		t.Errorf("waitgone of an existing file: events %q", got)
 	}
 }
 

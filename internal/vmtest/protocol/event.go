@@ -23,7 +23,7 @@ const (
 	KindExit   = "exit"   // a command ended: code [, signal] [, name]
 	KindCredit = "credit" // RNDADDENTROPY returned: bits, bytes, took
 	KindProbe  = "probe"  // readiness probe: ready, entropy_avail
-	KindReady  = "ready"  // waitready saw the CRNG ready: polls, entropy_avail
+	KindReady  = "ready"  // waitready or pollready saw the CRNG ready: polls, entropy_avail
 	KindCat    = "cat"    // a line of a file: path, text
 	KindHash   = "hash"   // SHA-256 of a byte range: path, offset, length, sha256
 	KindError  = "error"  // a step failed: msg

@@ -60,6 +60,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "run without command", script: "run"},
 		{name: "probe with argument", script: "probe now"},
 		{name: "bad duration", script: "sleep 5"},
+		{name: "waitpath without timeout", script: "waitpath /dev/sda"},
 		{name: "negative duration", script: "sleep -1s"},
 		{name: "zero credit", script: "credit 0"},
 		{name: "credit not a number", script: "credit lots"},
