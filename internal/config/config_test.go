@@ -288,6 +288,13 @@ func TestTimespan(t *testing.T) {
 		{in: "5 parsecs", wantErr: true},
 		{in: "-5s", wantErr: true},
 		{in: "1e9w", wantErr: true},
+		// Below the clock's resolution: 0 would mean "no limit".
+		{in: "0.0000000001s", wantErr: true},
+		{in: "0.0001us", wantErr: true},
+		{in: "0.0001us 0.0001us", wantErr: true},
+		{in: "1s 0.0001us", want: time.Second},
+		{in: "0s", want: 0},
+		{in: "0.0", want: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
