@@ -497,13 +497,18 @@ func (c *Config) Parse(name, text string) []Problem {
 // cmdlineOrigin is the Where of kernel command line settings.
 const cmdlineOrigin = "kernel command line"
 
+// CmdlineSeedParam is the command-line seed token (seeders.CmdlineBackend):
+// ours, but no setting. The kernel mixed it into the pool before anything
+// ran; nothing reads it, and it is no reason to warn.
+const CmdlineSeedParam = "entropy_gate.seed"
+
 // ParseCmdline applies entropy_gate.* parameters from a kernel command
 // line. The last occurrence wins, as for the kernel's own parameters.
 func (c *Config) ParseCmdline(cmdline string) []Problem {
 	var problems []Problem
 	for _, word := range splitCmdline(cmdline) {
 		param, value, _ := strings.Cut(word, "=")
-		if !strings.HasPrefix(param, "entropy_gate.") {
+		if !strings.HasPrefix(param, "entropy_gate.") || param == CmdlineSeedParam {
 			continue
 		}
 		s, known := lookup(func(s setting) bool { return s.cmdline != "" && s.cmdline == param })

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
 
 func TestParse(t *testing.T) {
@@ -153,6 +154,11 @@ func TestParseCmdline(t *testing.T) {
 			wantProblems: []error{ErrInvalidValue, ErrUnknownKey},
 		},
 		{
+			name:    "the command-line seed token is ours, and no setting",
+			cmdline: "quiet entropy_gate.seed=00112233445566778899aabbccddeeff splash",
+			want:    func(*Config) {},
+		},
+		{
 			name:    "other parameters are not ours",
 			cmdline: "threshold=3 xentropy_gate.threshold=3 random.trust_cpu=off",
 			want:    func(*Config) {},
@@ -176,6 +182,14 @@ func TestParseCmdline(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The seeders put their token on the command line under the name the
+// configuration passes over in silence.
+func TestCmdlineSeedParamIsTheSeedersKey(t *testing.T) {
+	if CmdlineSeedParam != seeders.DefaultCmdlineKey {
+		t.Errorf("CmdlineSeedParam = %q, seeders.DefaultCmdlineKey = %q", CmdlineSeedParam, seeders.DefaultCmdlineKey)
 	}
 }
 
