@@ -41,3 +41,34 @@ func TestSeedUnitStopsBeforeItsSeedsAreUnmounted(t *testing.T) {
 		})
 	}
 }
+
+// The seed unit writes raw sectors of the boot disk (/dev stays writable
+// under ProtectSystem=strict), remounts the boot medium and writes
+// /run/entropy-gate (its RuntimeDirectory=): nothing else, so the rest of
+// the file system is read-only for it, and so is the kernel's tunables.
+func TestSeedUnitIsHardened(t *testing.T) {
+	svc := options(t, seedUnit)["Service"]
+	defaults := config.Default().Seed
+	for _, tt := range []struct {
+		name string
+		got  []string
+		want []string
+	}{
+		{name: "ProtectSystem", got: svc["ProtectSystem"], want: []string{"strict"}},
+		{name: "PrivateTmp", got: svc["PrivateTmp"], want: []string{"yes"}},
+		{name: "ProtectKernelTunables", got: svc["ProtectKernelTunables"], want: []string{"yes"}},
+		{name: "RuntimeDirectory", got: svc["RuntimeDirectory"], want: []string{"entropy-gate"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if !slices.Equal(tt.got, tt.want) {
+				t.Errorf("%s=%q, want %q", tt.name, tt.got, tt.want)
+			}
+		})
+	}
+	writable := words(svc["ReadWritePaths"])
+	for _, path := range []string{defaults.Medium, filepath.Dir(filepath.Dir(defaults.File.Path))} {
+		if !slices.Contains(writable, "-"+path) {
+			t.Errorf("ReadWritePaths=%q lacks -%s (optional: it may not exist)", writable, path)
+		}
+	}
+}
