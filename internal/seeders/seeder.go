@@ -15,6 +15,14 @@ type Backend interface {
 	Store(r Record) error
 }
 
+// Rewriter is a backend that can write the record it holds again, many
+// times in one go (SectorBackend): what WearRewrites need.
+type Rewriter interface {
+	// Rewrite writes r, which the location holds already, times more
+	// times, and says how many writes were done.
+	Rewrite(r Record, times int) (int, error)
+}
+
 // Seeder runs the seed protocol for one backend.
 type Seeder struct {
 	Backend Backend
@@ -193,7 +201,8 @@ func seedReason(res Result, noCredit string) string {
 	return did
 }
 
-// rewrite stores next again a random 0…WearRewrites-1 more times.
+// rewrite stores next again a random 0…WearRewrites-1 more times, through
+// the backend's Rewriter.
 func (s Seeder) rewrite(res *Result, next Record) {
 	if s.WearRewrites < 2 {
 		return
@@ -204,11 +213,17 @@ func (s Seeder) rewrite(res *Result, next Record) {
 		return
 	}
 	extra := int(binary.LittleEndian.Uint64(b[:]) % uint64(s.WearRewrites))
-	for range extra {
-		if err := s.Backend.Store(next); err != nil {
-			res.fail(fmt.Errorf("wear-levelling rewrite: %w", err))
-			return
-		}
-		res.Rewrites++
+	if extra == 0 {
+		return
+	}
+	rw, ok := s.Backend.(Rewriter)
+	if !ok {
+		res.fail(fmt.Errorf("wear-levelling rewrites: %s cannot rewrite its seed", s.Backend.Name()))
+		return
+	}
+	n, err := rw.Rewrite(next, extra)
+	res.Rewrites = n
+	if err != nil {
+		res.fail(fmt.Errorf("wear-levelling rewrite: %w", err))
 	}
 }
