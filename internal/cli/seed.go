@@ -126,6 +126,10 @@ func refreshSeeds(ctx context.Context, env Env, backends []seeding.Backend, acti
 		return nil
 	}
 	defer unlock()
+	if action == gatestate.SeedRefresh {
+		prior, _ := seeding.ReadResults(env.SeedResults) // none: nothing due
+		backends = seeding.MarkWearRewritesDue(backends, prior)
+	}
 	results := seeding.Run(ctx, backends, seeding.Kernel{Pool: env.Pool}, action)
 	logSeeds(logger, results)
 	return results

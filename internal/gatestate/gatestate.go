@@ -78,8 +78,11 @@ type Seed struct {
 	StoredCreditable bool   `json:"stored_creditable"`
 	CreditedBits     int    `json:"credited_bits"`
 	Mixed            bool   `json:"mixed"`
-	Reason           string `json:"reason"`
-	Error            string `json:"error,omitempty"`
+	// WearRewritesDue: the load left its wear-levelling rewrites to the
+	// refresh once the gate is open.
+	WearRewritesDue bool   `json:"wear_rewrites_due,omitempty"`
+	Reason          string `json:"reason"`
+	Error           string `json:"error,omitempty"`
 }
 
 // Seed actions.

@@ -372,10 +372,10 @@ func TestWearRewritesInOneOpen(t *testing.T) {
 	for attempt := 0; ; attempt++ {
 		var res Result
 		closes := closeWrites(t, path, func() {
-			res = Seeder{Backend: b, Kernel: &FakeKernel{}, WearRewrites: 50}.Seed()
+			res = Seeder{Backend: b, Kernel: &FakeKernel{}, WearRewrites: 50, WearRewritesDue: true}.Refresh()
 		})
 		if res.Err != nil || !res.Refreshed {
-			t.Fatalf("Seed = %+v", res)
+			t.Fatalf("Refresh = %+v", res)
 		}
 		if res.Rewrites < 2 && attempt < 20 {
 			// Few rewrites drawn: nothing to tell one open from many.

@@ -31,8 +31,13 @@ type Seeder struct {
 	// WearRewrites, if above 1, makes the first write to a location without
 	// a record of ours happen a random 1…WearRewrites times, so the number
 	// of stale copies flash wear levelling keeps does not tell how often the
-	// stick was booted (Tails 6.4 uses 500).
+	// stick was booted (Tails 6.4 uses 500). Seed only says they are due
+	// (Result.WearRewritesDue): hundreds of writes do not belong in the
+	// boot's wait.
 	WearRewrites int
+	// WearRewritesDue: this boot's Seed left the rewrites due; Refresh
+	// does them after its own store, once the gate is open.
+	WearRewritesDue bool
 }
 
 // Result is what one Seed or Refresh did, for logs and the gate's state
@@ -49,10 +54,12 @@ type Result struct {
 	// is its own flag.
 	Refreshed        bool `json:"refreshed"`
 	StoredCreditable bool `json:"stored_creditable"`
-	// Rewrites counts writes beyond the first (WearRewrites).
-	Rewrites     int  `json:"rewrites,omitempty"`
-	CreditedBits int  `json:"credited_bits"`
-	Mixed        bool `json:"mixed"`
+	// Rewrites counts writes beyond the first (WearRewrites);
+	// WearRewritesDue says Seed left them to the next Refresh.
+	Rewrites        int  `json:"rewrites,omitempty"`
+	WearRewritesDue bool `json:"wear_rewrites_due,omitempty"`
+	CreditedBits    int  `json:"credited_bits"`
+	Mixed           bool `json:"mixed"`
 	// Reason is one line for humans: what happened and why.
 	Reason string `json:"reason"`
 	// Error is Err's text; Err keeps it for errors.Is.
@@ -76,7 +83,7 @@ func (s Seeder) Seed() Result {
 	if !ok {
 		return res
 	}
-	next, storeErr := s.refresh(&res, loaded)
+	_, storeErr := s.refresh(&res, loaded)
 	noCredit := whyNoCredit(loaded, storeErr)
 
 	if seed := loaded.material(); len(seed) > 0 {
@@ -97,11 +104,7 @@ func (s Seeder) Seed() Result {
 		}
 	}
 	res.Reason = seedReason(res, noCredit)
-
-	// Extra wear-levelling writes come last: they must not delay the credit.
-	if res.Refreshed && loaded.Content != ContentRecord {
-		s.rewrite(&res, next)
-	}
+	res.WearRewritesDue = res.Refreshed && loaded.Content != ContentRecord && s.WearRewrites > 1
 	return res
 }
 
@@ -113,11 +116,15 @@ func (s Seeder) Refresh() Result {
 	if !ok {
 		return res
 	}
-	if _, err := s.refresh(&res, loaded); err != nil {
+	next, err := s.refresh(&res, loaded)
+	if err != nil {
 		res.Reason = "not refreshed: " + err.Error()
 		return res
 	}
 	res.Reason = fmt.Sprintf("refreshed; new seed creditable %t", res.StoredCreditable)
+	if s.WearRewritesDue {
+		s.rewrite(&res, next)
+	}
 	return res
 }
 

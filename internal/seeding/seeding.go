@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/config"
@@ -38,8 +39,10 @@ func (k Kernel) Ready() (bool, error) {
 // Backend is a configured seed location and how to run it.
 type Backend struct {
 	seeders.Backend
-	// WearRewrites is passed to the Seeder (sector backends only).
-	WearRewrites int
+	// WearRewrites is passed to the Seeder (sector backends only), and
+	// so is WearRewritesDue (see MarkWearRewritesDue).
+	WearRewrites    int
+	WearRewritesDue bool
 	// LoadOnly backends are written once per boot, when loaded, not
 	// again after the gate opens or at shutdown.
 	LoadOnly bool
@@ -158,11 +161,24 @@ func runOne(b Backend, k seeders.Kernel, action string) (res seeders.Result) {
 			res = seeders.Result{Backend: b.Name(), Reason: "failed: " + err.Error(), Error: err.Error(), Err: err}
 		}
 	}()
-	s := seeders.Seeder{Backend: b.Backend, Kernel: k, WearRewrites: b.WearRewrites}
+	s := seeders.Seeder{Backend: b.Backend, Kernel: k, WearRewrites: b.WearRewrites, WearRewritesDue: b.WearRewritesDue}
 	if action == gatestate.SeedLoad {
 		return s.Seed()
 	}
 	return s.Refresh()
+}
+
+// MarkWearRewritesDue marks the backends whose load this boot left their
+// wear-levelling rewrites due (prior: the load's results), for the refresh
+// once the gate is open.
+func MarkWearRewritesDue(backends []Backend, prior []gatestate.Seed) []Backend {
+	out := slices.Clone(backends)
+	for i, b := range out {
+		out[i].WearRewritesDue = slices.ContainsFunc(prior, func(s gatestate.Seed) bool {
+			return s.Backend == b.Name() && s.Action == gatestate.SeedLoad && s.WearRewritesDue
+		})
+	}
+	return out
 }
 
 // FromResult is a seeder's result as the state file keeps it.
@@ -177,6 +193,7 @@ func FromResult(r seeders.Result, action string) gatestate.Seed {
 		StoredCreditable: r.StoredCreditable,
 		CreditedBits:     r.CreditedBits,
 		Mixed:            r.Mixed,
+		WearRewritesDue:  r.WearRewritesDue,
 		Reason:           r.Reason,
 		Error:            r.Error,
 	}

@@ -226,3 +226,54 @@ func TestLoadOnlyBackendsSkipRefreshAndSave(t *testing.T) {
 		t.Errorf("load skipped a load-only backend")
 	}
 }
+
+// sectorLike keeps a record in memory and counts its rewrites, as a
+// sector backend would do them.
+type sectorLike struct {
+	held     []byte
+	rewrites int
+}
+
+func (s *sectorLike) Name() string { return "sector-like" }
+
+func (s *sectorLike) Load() (seeders.Loaded, error) {
+	return seeders.Classify(append(s.held, make([]byte, 512-len(s.held))...), seeders.ForeignRefuse)
+}
+
+func (s *sectorLike) Store(r seeders.Record) (err error) {
+	s.held, err = r.Encode()
+	return err
+}
+
+func (s *sectorLike) Rewrite(r seeders.Record, times int) (int, error) {
+	s.rewrites += times
+	return times, s.Store(r)
+}
+
+// The first write to a location is repeated (WearRewrites) after the gate
+// opens, in the refresh, not within the boot's load budget.
+func TestWearRewritesWaitForTheRefresh(t *testing.T) {
+	k := Kernel{Pool: fakePool()}
+	for attempt := 0; ; attempt++ {
+		loc := &sectorLike{}
+		backends := []Backend{{Backend: loc, WearRewrites: 50}}
+		load := Run(context.Background(), backends, k, gatestate.SeedLoad)
+		if loc.rewrites != 0 || len(load) != 1 || !load[0].WearRewritesDue {
+			t.Fatalf("the load rewrote %d times, results %+v; want none, and rewrites due", loc.rewrites, load)
+		}
+		Run(context.Background(), MarkWearRewritesDue(backends, load), k, gatestate.SeedRefresh)
+		if loc.rewrites == 0 && attempt < 10 {
+			continue // drew 0 of 0…49
+		}
+		if loc.rewrites == 0 {
+			t.Fatal("the refresh after the load did no rewrite")
+		}
+		before := loc.rewrites
+		// A later refresh or save, or the next boot's load: none due.
+		Run(context.Background(), backends, k, gatestate.SeedSave)
+		if loc.rewrites != before {
+			t.Errorf("a save rewrote %d more times", loc.rewrites-before)
+		}
+		return
+	}
+}
