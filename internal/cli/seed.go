@@ -128,7 +128,7 @@ func refreshSeeds(ctx context.Context, env Env, backends []seeding.Backend, acti
 	defer unlock()
 	if action == gatestate.SeedRefresh {
 		prior, _ := seeding.ReadResults(env.SeedResults) // none: nothing due
-		backends = seeding.MarkWearRewritesDue(backends, prior)
+		backends = seeding.PlanRefresh(backends, prior)
 	}
 	results := seeding.Run(ctx, backends, seeding.Kernel{Pool: env.Pool}, action)
 	logSeeds(logger, results)

@@ -40,6 +40,11 @@ const maxBootConfig = 1 << 20
 // nothing to refresh.
 var ErrNoKernelLine = errors.New("no kernel line to put the seed token on")
 
+// ErrCRNGNotInitialized: the token would come from a record made before the
+// CRNG was initialized (GRND_INSECURE output), and the command line is
+// world-readable; it waits for a record made from an initialized CRNG.
+var ErrCRNGNotInitialized = errors.New("new seed made before the CRNG was initialized: token not changed")
+
 // CmdlineBackend keeps a token on the kernel command lines of the
 // bootloader configurations on the boot medium, and changes it at every
 // refresh, so that every boot starts with a different command line: the
@@ -146,6 +151,9 @@ func (c CmdlineBackend) Store(r Record) error {
 	paths, err := c.files()
 	if err != nil {
 		return err
+	}
+	if !r.Creditable {
+		return ErrCRNGNotInitialized
 	}
 	value, err := cmdlineToken(r)
 	if err != nil {

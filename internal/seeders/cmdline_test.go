@@ -116,6 +116,23 @@ func TestCmdlineStore(t *testing.T) {
 	}
 }
 
+// The token goes on the world-readable command line: it is only ever
+// made from an initialized CRNG (a creditable record), never from what
+// getrandom gives before (GRND_INSECURE), and the files stay as they are.
+func TestCmdlineTokenOnlyFromAnInitializedCRNG(t *testing.T) {
+	b, m, paths := cmdlineOnDir(t, testSyslinux, testGrub)
+	err := b.Store(testRecord(0x50, 9, false))
+	checkErr(t, "Store of a record made before the CRNG was initialized", err, ErrCRNGNotInitialized)
+	for i, orig := range []string{testSyslinux, testGrub} {
+		if got := readFile(t, paths[i]); !bytes.Equal(got, []byte(orig)) {
+			t.Errorf("%s changed:\n%s", paths[i], got)
+		}
+	}
+	if m.calls() != "" {
+		t.Errorf("remounts %q for a token that is not written, want none", m.calls())
+	}
+}
+
 // The token is public: it must not be, or contain, the seed. Every new
 // record gives a new token.
 func TestCmdlineToken(t *testing.T) {
@@ -154,11 +171,12 @@ func TestCmdlineNeverCreditsNorMixes(t *testing.T) {
 		res := Seeder{Backend: b, Kernel: k}.Seed()
 		noCall(t, k, OpCredit)
 		noCall(t, k, OpMix)
-		if !res.Refreshed || res.Err != nil {
-			t.Fatalf("Seed = %+v, want the token refreshed", res)
+		// A token is only made from an initialized CRNG.
+		if res.Refreshed != ready || (res.Err != nil) == ready {
+			t.Fatalf("Seed = %+v, want the token refreshed %t", res, ready)
 		}
-		if after := tokens(readFile(t, paths[0]))[0]; after == before {
-			t.Fatal("the token did not change")
+		if after := tokens(readFile(t, paths[0]))[0]; (after != before) != ready {
+			t.Fatalf("the token changed %t, want %t", after != before, ready)
 		}
 	}
 }

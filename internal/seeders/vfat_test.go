@@ -366,7 +366,7 @@ func TestVfatCmdline(t *testing.T) {
 	b := CmdlineBackend{Medium: dir}
 	seen := map[string]bool{}
 	for range 2 {
-		res := Seeder{Backend: b, Kernel: &FakeKernel{}}.Seed()
+		res := Seeder{Backend: b, Kernel: &FakeKernel{Initialized: true}}.Seed()
 		if !res.Refreshed || res.Err != nil {
 			t.Fatalf("Seed = %+v", res)
 		}

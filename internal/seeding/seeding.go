@@ -40,12 +40,13 @@ func (k Kernel) Ready() (bool, error) {
 type Backend struct {
 	seeders.Backend
 	// WearRewrites is passed to the Seeder (sector backends only), and
-	// so is WearRewritesDue (see MarkWearRewritesDue).
+	// so is WearRewritesDue (see PlanRefresh).
 	WearRewrites    int
 	WearRewritesDue bool
-	// LoadOnly backends are written once per boot, when loaded, not
-	// again after the gate opens or at shutdown.
-	LoadOnly bool
+	// OncePerBoot backends are written at most once per boot: at the
+	// load, or else at the refresh once the gate is open (see
+	// PlanRefresh); never at shutdown.
+	OncePerBoot bool
 }
 
 // Backends builds the enabled backends in a fixed order. A backend that
@@ -70,8 +71,10 @@ func Backends(c config.Seed, locate Locator) ([]Backend, []gatestate.Seed) {
 		// line could break the boot.
 		// Once per boot: every rewrite of a bootloader file is a moment
 		// in which pulling the stick could damage it, and the token
-		// only matters for the next boot.
-		backends = append(backends, Backend{Backend: seeders.CmdlineBackend{Medium: c.Medium, Files: c.Cmdline.Files}, LoadOnly: true})
+		// only matters for the next boot. It is only made from an
+		// initialized CRNG, which the load in the initramfs may not
+		// have yet: then the refresh once the gate is open writes it.
+		backends = append(backends, Backend{Backend: seeders.CmdlineBackend{Medium: c.Medium, Files: c.Cmdline.Files}, OncePerBoot: true})
 	}
 	if c.File.Enable {
 		backends = append(backends, Backend{Backend: seeders.FileBackend{Path: c.File.Path}})
@@ -123,11 +126,11 @@ const Grace = 10 * time.Second
 // Run runs action (gatestate.SeedLoad, SeedRefresh or SeedSave) on each
 // backend in turn, each bounded by ctx and Grace: a backend still running
 // then is reported as timed out and left behind, and the backends after
-// it are not tried. LoadOnly backends only take part in loads.
+// it are not tried. OncePerBoot backends take no part in saves.
 func Run(ctx context.Context, backends []Backend, k seeders.Kernel, action string) []gatestate.Seed {
 	var out []gatestate.Seed
 	for _, b := range backends {
-		if b.LoadOnly && action != gatestate.SeedLoad {
+		if b.OncePerBoot && action == gatestate.SeedSave {
 			continue
 		}
 		if ctx.Err() != nil {
@@ -168,15 +171,19 @@ func runOne(b Backend, k seeders.Kernel, action string) (res seeders.Result) {
 	return s.Refresh()
 }
 
-// MarkWearRewritesDue marks the backends whose load this boot left their
-// wear-levelling rewrites due (prior: the load's results), for the refresh
-// once the gate is open.
-func MarkWearRewritesDue(backends []Backend, prior []gatestate.Seed) []Backend {
-	out := slices.Clone(backends)
-	for i, b := range out {
-		out[i].WearRewritesDue = slices.ContainsFunc(prior, func(s gatestate.Seed) bool {
-			return s.Backend == b.Name() && s.Action == gatestate.SeedLoad && s.WearRewritesDue
-		})
+// PlanRefresh is what the refresh once the gate is open writes, given
+// what this boot's load did (prior, the load's results): OncePerBoot
+// backends only if the load did not write them, with their wear-levelling
+// rewrites if the load left them due.
+func PlanRefresh(backends []Backend, prior []gatestate.Seed) []Backend {
+	var out []Backend
+	for _, b := range backends {
+		loaded := func(s gatestate.Seed) bool { return s.Backend == b.Name() && s.Action == gatestate.SeedLoad }
+		if b.OncePerBoot && slices.ContainsFunc(prior, func(s gatestate.Seed) bool { return loaded(s) && s.Refreshed }) {
+			continue
+		}
+		b.WearRewritesDue = slices.ContainsFunc(prior, func(s gatestate.Seed) bool { return loaded(s) && s.WearRewritesDue })
+		out = append(out, b)
 	}
 	return out
 }

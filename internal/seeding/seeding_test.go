@@ -169,7 +169,7 @@ func TestBackendsBuildsEveryKind(t *testing.T) {
 	}
 	fat, ok1 := backends[1].Backend.(seeders.FATBackend)
 	cmdline, ok2 := backends[2].Backend.(seeders.CmdlineBackend)
-	if !ok1 || !ok2 || fat.Medium != "/media/stick" || fat.Path != c.FAT.Path || cmdline.Insert || !slices.Equal(cmdline.Files, c.Cmdline.Files) || !backends[2].LoadOnly {
+	if !ok1 || !ok2 || fat.Medium != "/media/stick" || fat.Path != c.FAT.Path || cmdline.Insert || !slices.Equal(cmdline.Files, c.Cmdline.Files) || !backends[2].OncePerBoot {
 		t.Errorf("FAT %+v, cmdline %+v", backends[1].Backend, backends[2].Backend)
 	}
 	if backends[0].WearRewrites != c.Sector.WearRewrites || backends[1].WearRewrites != 0 {
@@ -213,17 +213,31 @@ func TestRunSurvivesACrashingBackend(t *testing.T) {
 	}
 }
 
-func TestLoadOnlyBackendsSkipRefreshAndSave(t *testing.T) {
-	c := fileConfig(t)
-	backends, _ := Backends(c, nil)
-	backends[0].LoadOnly = true
-	for _, action := range []string{gatestate.SeedRefresh, gatestate.SeedSave} {
-		if got := Run(context.Background(), backends, Kernel{fakePool()}, action); len(got) != 0 {
-			t.Errorf("%s ran a load-only backend: %+v", action, got)
-		}
+// A once-per-boot backend (the command-line token) is written by the load,
+// or else by the refresh once the gate is open; never by a save.
+func TestOncePerBootBackends(t *testing.T) {
+	tests := []struct {
+		name        string
+		loadWrote   bool
+		wantRefresh bool
+	}{
+		{name: "written at load: not again", loadWrote: true, wantRefresh: false},
+		{name: "not written at load (CRNG not initialized): at the refresh", loadWrote: false, wantRefresh: true},
 	}
-	if got := Run(context.Background(), backends, Kernel{fakePool()}, gatestate.SeedLoad); len(got) != 1 {
-		t.Errorf("load skipped a load-only backend")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := fileConfig(t)
+			backends, _ := Backends(c, nil)
+			backends[0].OncePerBoot = true
+			prior := []gatestate.Seed{{Backend: backends[0].Name(), Action: gatestate.SeedLoad, Loaded: true, Refreshed: tt.loadWrote}}
+			got := Run(context.Background(), PlanRefresh(backends, prior), Kernel{fakePool()}, gatestate.SeedRefresh)
+			if (len(got) == 1) != tt.wantRefresh {
+				t.Errorf("refresh results %+v, want a refresh %t", got, tt.wantRefresh)
+			}
+			if got := Run(context.Background(), backends, Kernel{fakePool()}, gatestate.SeedSave); len(got) != 0 {
+				t.Errorf("save ran a once-per-boot backend: %+v", got)
+			}
+		})
 	}
 }
 
@@ -261,7 +275,7 @@ func TestWearRewritesWaitForTheRefresh(t *testing.T) {
 		if loc.rewrites != 0 || len(load) != 1 || !load[0].WearRewritesDue {
 			t.Fatalf("the load rewrote %d times, results %+v; want none, and rewrites due", loc.rewrites, load)
 		}
-		Run(context.Background(), MarkWearRewritesDue(backends, load), k, gatestate.SeedRefresh)
+		Run(context.Background(), PlanRefresh(backends, load), k, gatestate.SeedRefresh)
 		if loc.rewrites == 0 && attempt < 10 {
 			continue // drew 0 of 0…49
 		}
