@@ -108,11 +108,12 @@ type FileSeed struct {
 	Path   string
 }
 
-// CmdlineSeed is [Seed.Cmdline]: a token on the kernel command line in
-// the bootloader's configuration files; it is only ever mixed.
+// CmdlineSeed is [Seed.Cmdline]: a token on the kernel command line, in
+// token files the bootloader's configuration files include; it is only
+// ever mixed.
 type CmdlineSeed struct {
 	Enable bool
-	// Files are relative to Seed.Medium.
+	// Files are the token files, relative to Seed.Medium.
 	Files []string
 }
 
@@ -127,7 +128,7 @@ func Default() Config {
 			Sector:  SectorSeed{Device: "auto", LBA: 34, LegacySector: "refuse"},
 			FAT:     FATSeed{Path: "live/entropy-gate.seed"},
 			File:    FileSeed{Path: "/live/persistence/TailsData_unlocked/entropy-gate.seed"},
-			Cmdline: CmdlineSeed{Files: []string{"syslinux/live64.cfg", "EFI/debian/grub.cfg"}},
+			Cmdline: CmdlineSeed{Files: []string{"syslinux/entropy-gate.cfg", "EFI/debian/entropy-gate.env"}},
 		},
 		Notify: Notify{EntropyLow: 128, EntropyHigh: 256, Renotify: 10 * time.Minute, FallbackInterval: 10 * time.Second},
 	}

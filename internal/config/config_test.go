@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -479,5 +480,12 @@ func TestNotifySection(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The defaults name the token files the seeders write.
+func TestCmdlineFilesAreTheSeedersTokenFiles(t *testing.T) {
+	if got := Default().Seed.Cmdline.Files; !slices.Equal(got, seeders.DefaultTokenFiles) {
+		t.Errorf("[Seed.Cmdline] Files= default %q, seeders.DefaultTokenFiles %q", got, seeders.DefaultTokenFiles)
 	}
 }
