@@ -85,14 +85,7 @@ func syslinuxCmdlines(t *testing.T, medium, config string) map[string]string {
 
 func TestSyslinuxBootsWithTheToken(t *testing.T) {
 	medium, b := tokenMedium(t, true)
-	rec := testRecord(0x70, 1, true)
-	if err := b.Store(rec); err != nil {
-		t.Fatal(err)
-	}
-	token, err := cmdlineToken(rec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	token := storeToken(t, b, testRecord(0x70, 1, true))
 	config := filepath.Join(medium, "syslinux/live64.cfg")
 	before := readFile(t, config)
 	cmdlines := syslinuxCmdlines(t, medium, "syslinux/live64.cfg")
@@ -129,14 +122,7 @@ func TestGRUBBootsWithTheToken(t *testing.T) {
 		}
 	}
 	medium, b := tokenMedium(t, true)
-	rec := testRecord(0x71, 1, true)
-	if err := b.Store(rec); err != nil {
-		t.Fatal(err)
-	}
-	token, err := cmdlineToken(rec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	token := storeToken(t, b, testRecord(0x71, 1, true))
 	if out, err := exec.Command("grub-script-check", filepath.Join(medium, "EFI/debian/grub.cfg")).CombinedOutput(); err != nil {
 		t.Errorf("grub-script-check: %v: %s", err, out)
 	}

@@ -84,20 +84,26 @@ func inode(t *testing.T, path string) uint64 {
 	return st.Sys().(*syscall.Stat_t).Ino
 }
 
+// storeToken stores a token made from rec, and returns it.
+func storeToken(t *testing.T, b CmdlineBackend, rec Record) string {
+	t.Helper()
+	if err := b.Store(rec); err != nil {
+		t.Fatal(err)
+	}
+	token, err := cmdlineToken(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
 func TestCmdlineStore(t *testing.T) {
 	b, m, paths := cmdlineOnDir(t, testSyslinux, testGrub)
 	if err := os.Chmod(paths[1], 0o600); err != nil {
 		t.Fatal(err)
 	}
 	inodes := []uint64{inode(t, paths[0]), inode(t, paths[1])}
-	rec := testRecord(0x50, 9, true)
-	if err := b.Store(rec); err != nil {
-		t.Fatal(err)
-	}
-	want, err := cmdlineToken(rec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := storeToken(t, b, testRecord(0x50, 9, true))
 	for i, orig := range []string{testSyslinux, testGrub} {
 		got := readFile(t, paths[i])
 		toks := tokens(got)
