@@ -1,12 +1,15 @@
 package units
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // inNamespace runs script with sh in a private mount namespace where each
@@ -24,7 +27,13 @@ func inNamespace(t *testing.T, script string, standIns map[string]string) (strin
 	for target, standIn := range standIns {
 		mounts += fmt.Sprintf("mount --bind %q %q && ", standIn, target)
 	}
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", mounts+`sh "$1"`, "sh", script)
+	// A script that hangs fails its test, in its own process group so
+	// that nothing it started lingers.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private", "sh", "-c", mounts+`sh "$1"`, "sh", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -76,5 +85,22 @@ func TestInitramfsScriptLoadsSeedsAndNeverFails(t *testing.T) {
 				t.Errorf("entropy-gate's stderr is %q, want the kernel log /dev/kmsg", b)
 			}
 		})
+	}
+}
+
+// A seed load that hangs (a device that stops answering) must not hold the
+// boot: the script gives up on it after its limit and the boot goes on.
+func TestInitramfsScriptBoundsAHangingSeedLoad(t *testing.T) {
+	script, _ := filepath.Abs("initramfs-tools/scripts/init-bottom/entropy-gate")
+	sbin := t.TempDir()
+	os.WriteFile(filepath.Join(sbin, "entropy-gate"), []byte("#!/bin/sh\nexec sleep 600\n"), 0o755)
+	t.Setenv("ENTROPY_GATE_LOAD_LIMIT", "1")
+	start := time.Now()
+	if out, err := inNamespace(t, script, map[string]string{"/sbin": sbin}); err != nil {
+		t.Fatalf("the boot script failed the boot: %v: %s", err, out)
+	}
+	// The limit is 1 s; a script that waits for the load takes 600.
+	if waited := time.Since(start); waited > 30*time.Second {
+		t.Errorf("the boot script waited %v for a hanging seed load, limit 1s", waited)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,7 @@ func TestDBusUsage(t *testing.T) {
 		{name: "zero wait cap", args: []string{"dbus", "--max-wait", "0"}, wantCode: ExitUsage, wantErr: "--max-wait"},
 		{name: "no waiters allowed", args: []string{"dbus", "--max-waiters", "0"}, wantCode: ExitUsage, wantErr: "--max-waiters"},
 		{name: "argument", args: []string{"dbus", "extra"}, wantCode: ExitUsage, wantErr: "extra"},
+		{name: "unknown privileged user", args: []string{"dbus", "--privileged-user", "no-such-user-here"}, wantCode: ExitUsage, wantErr: "no-such-user-here"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -37,6 +39,27 @@ func TestDBusUsage(t *testing.T) {
 			}
 			if !strings.Contains(te.stderr.String(), tt.wantErr) {
 				t.Errorf("stderr %q lacks %q", te.stderr, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestLookupUIDs(t *testing.T) {
+	tests := []struct {
+		name, list string
+		want       []uint32
+		wantErr    bool
+	}{
+		{name: "none", list: "", want: nil},
+		{name: "names and uids", list: "root, 1000,daemon", want: []uint32{0, 1000, 1}},
+		{name: "unknown name", list: "no-such-user-here", wantErr: true},
+		{name: "uid out of range", list: "4294967296", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := lookupUIDs(tt.list)
+			if (err != nil) != tt.wantErr || !slices.Equal(got, tt.want) {
+				t.Errorf("lookupUIDs(%q) = %v, %v; want %v, error %v", tt.list, got, err, tt.want, tt.wantErr)
 			}
 		})
 	}

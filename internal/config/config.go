@@ -108,11 +108,12 @@ type FileSeed struct {
 	Path   string
 }
 
-// CmdlineSeed is [Seed.Cmdline]: a token on the kernel command line in
-// the bootloader's configuration files; it is only ever mixed.
+// CmdlineSeed is [Seed.Cmdline]: a token on the kernel command line, in
+// token files the bootloader's configuration files include; it is only
+// ever mixed.
 type CmdlineSeed struct {
 	Enable bool
-	// Files are relative to Seed.Medium.
+	// Files are the token files, relative to Seed.Medium.
 	Files []string
 }
 
@@ -127,7 +128,7 @@ func Default() Config {
 			Sector:  SectorSeed{Device: "auto", LBA: 34, LegacySector: "refuse"},
 			FAT:     FATSeed{Path: "live/entropy-gate.seed"},
 			File:    FileSeed{Path: "/live/persistence/TailsData_unlocked/entropy-gate.seed"},
-			Cmdline: CmdlineSeed{Files: []string{"syslinux/live64.cfg", "EFI/debian/grub.cfg"}},
+			Cmdline: CmdlineSeed{Files: []string{"syslinux/entropy-gate.cfg", "EFI/debian/entropy-gate.env"}},
 		},
 		Notify: Notify{EntropyLow: 128, EntropyHigh: 256, Renotify: 10 * time.Minute, FallbackInterval: 10 * time.Second},
 	}
@@ -497,6 +498,11 @@ func (c *Config) Parse(name, text string) []Problem {
 // cmdlineOrigin is the Where of kernel command line settings.
 const cmdlineOrigin = "kernel command line"
 
+// CmdlineSeedParam is the command-line seed token (seeders.CmdlineBackend):
+// ours, but no setting. The kernel mixed it into the pool before anything
+// ran; nothing reads it, and it is no reason to warn.
+const CmdlineSeedParam = "entropy_gate.seed"
+
 // ParseCmdline applies entropy_gate.* parameters from a kernel command
 // line. The last occurrence wins, as for the kernel's own parameters, and
 // as the kernel and systemd do, a dash in a parameter's name is the same
@@ -506,7 +512,7 @@ func (c *Config) ParseCmdline(cmdline string) []Problem {
 	for _, word := range splitCmdline(cmdline) {
 		param, value, _ := strings.Cut(word, "=")
 		name := strings.ReplaceAll(param, "-", "_")
-		if !strings.HasPrefix(name, "entropy_gate.") {
+		if !strings.HasPrefix(name, "entropy_gate.") || name == CmdlineSeedParam {
 			continue
 		}
 		s, known := lookup(func(s setting) bool { return s.cmdline != "" && s.cmdline == name })

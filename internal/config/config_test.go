@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/pool"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 )
 
 func TestParse(t *testing.T) {
@@ -169,6 +171,11 @@ func TestParseCmdline(t *testing.T) {
 			wantProblems: []error{ErrInvalidValue, ErrUnknownKey},
 		},
 		{
+			name:    "the command-line seed token is ours, and no setting",
+			cmdline: "quiet entropy_gate.seed=00112233445566778899aabbccddeeff splash",
+			want:    func(*Config) {},
+		},
+		{
 			name:    "other parameters are not ours",
 			cmdline: "threshold=3 xentropy_gate.threshold=3 xentropy-gate.threshold=3 entropy.gate.threshold=3 random.trust_cpu=off",
 			want:    func(*Config) {},
@@ -192,6 +199,14 @@ func TestParseCmdline(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The seeders put their token on the command line under the name the
+// configuration passes over in silence.
+func TestCmdlineSeedParamIsTheSeedersKey(t *testing.T) {
+	if CmdlineSeedParam != seeders.DefaultCmdlineKey {
+		t.Errorf("CmdlineSeedParam = %q, seeders.DefaultCmdlineKey = %q", CmdlineSeedParam, seeders.DefaultCmdlineKey)
 	}
 }
 
@@ -304,6 +319,13 @@ func TestTimespan(t *testing.T) {
 		{in: "5 parsecs", wantErr: true},
 		{in: "-5s", wantErr: true},
 		{in: "1e9w", wantErr: true},
+		// Below the clock's resolution: 0 would mean "no limit".
+		{in: "0.0000000001s", wantErr: true},
+		{in: "0.0001us", wantErr: true},
+		{in: "0.0001us 0.0001us", wantErr: true},
+		{in: "1s 0.0001us", want: time.Second},
+		{in: "0s", want: 0},
+		{in: "0.0", want: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -474,5 +496,12 @@ func TestNotifySection(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The defaults name the token files the seeders write.
+func TestCmdlineFilesAreTheSeedersTokenFiles(t *testing.T) {
+	if got := Default().Seed.Cmdline.Files; !slices.Equal(got, seeders.DefaultTokenFiles) {
+		t.Errorf("[Seed.Cmdline] Files= default %q, seeders.DefaultTokenFiles %q", got, seeders.DefaultTokenFiles)
 	}
 }

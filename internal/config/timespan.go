@@ -22,7 +22,9 @@ var timeUnits = map[string]time.Duration{
 var errTimespan = errors.New(`not a time span (like "90s", "2min", "1min 30s", or "infinity")`)
 
 // ParseTimespan parses a systemd time span: numbers with units, a bare
-// number meaning seconds, "infinity" meaning no limit (returned as 0).
+// number meaning seconds, "infinity" meaning no limit (returned as 0). A
+// span above zero but below a nanosecond is an error: it would round to 0,
+// and 0 means no limit, the opposite of what was written.
 func ParseTimespan(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if s == "infinity" {
@@ -32,6 +34,7 @@ func ParseTimespan(s string) (time.Duration, error) {
 		return 0, errTimespan
 	}
 	var total time.Duration
+	positive := false
 	for s != "" {
 		num := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
 		if num == -1 {
@@ -60,8 +63,12 @@ func ParseTimespan(s string) (time.Duration, error) {
 		if part > float64(100*365*24*time.Hour) {
 			return 0, fmt.Errorf("%w: too long", errTimespan)
 		}
+		positive = positive || part > 0
 		total += time.Duration(part)
 		s = strings.TrimLeft(s[end:], " ")
+	}
+	if positive && total == 0 {
+		return 0, fmt.Errorf("%w: shorter than 1ns", errTimespan)
 	}
 	return total, nil
 }

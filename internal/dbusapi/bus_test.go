@@ -236,9 +236,15 @@ var clientBinary = sync.OnceValues(func() (string, error) {
 // asNobody runs a command as the unprivileged user, with the bus as its
 // system bus.
 func (b *privateBus) asNobody(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return b.asUser(ctx, nobody, name, args...)
+}
+
+// asUser runs a command as uid (and gid nobody), with the bus as its
+// system bus.
+func (b *privateBus) asUser(ctx context.Context, uid uint32, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = []string{"DBUS_SYSTEM_BUS_ADDRESS=" + b.addr, clientEnv + "=1", "HOME=/nonexistent", "PATH=/usr/bin:/bin", "LANG=C.UTF-8"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: nobody}}
 	cmd.Dir = "/"
 	return cmd
 }
@@ -247,13 +253,19 @@ func (b *privateBus) asNobody(ctx context.Context, name string, args ...string) 
 // lines come through the returned reader.
 func (b *privateBus) client(t *testing.T, args ...string) (*exec.Cmd, *bufio.Reader) {
 	t.Helper()
+	return b.clientAs(t, nobody, args...)
+}
+
+// clientAs starts the test binary in client mode as uid.
+func (b *privateBus) clientAs(t *testing.T, uid uint32, args ...string) (*exec.Cmd, *bufio.Reader) {
+	t.Helper()
 	bin, err := clientBinary()
 	if err != nil {
 		t.Fatalf("copy the test binary: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	t.Cleanup(cancel)
-	cmd := b.asNobody(ctx, bin, args...)
+	cmd := b.asUser(ctx, uid, bin, args...)
 	cmd.Stderr = b.log
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -287,6 +299,13 @@ func result(t *testing.T, cmd *exec.Cmd, out *bufio.Reader) clientResult {
 func (b *privateBus) runClient(t *testing.T, args ...string) clientResult {
 	t.Helper()
 	cmd, out := b.client(t, args...)
+	return result(t, cmd, out)
+}
+
+// runClientAs runs one client action as uid and returns its result.
+func (b *privateBus) runClientAs(t *testing.T, uid uint32, args ...string) clientResult {
+	t.Helper()
+	cmd, out := b.clientAs(t, uid, args...)
 	return result(t, cmd, out)
 }
 
@@ -422,6 +441,59 @@ func TestBusWaitReady(t *testing.T) {
 				t.Errorf("WaitReady = %+v, want %+v", r, tt.want)
 			}
 		})
+	}
+}
+
+// One local user cannot hold every WaitReady slot: the bus tells the
+// service each caller's uid, and root and the assistant's user always
+// get through.
+func TestBusWaitReadySlotsPerUser(t *testing.T) {
+	needBus(t)
+	bus := startBus(t, "")
+	// Users every Debian system has: the bus refuses uids without a
+	// passwd entry.
+	const userB, userC, assistant = 1, 2, 3 // daemon, bin, sys
+	fake := pool.NewFake(modernNotReady)
+	s := bus.serve(t, Config{Pool: fake, StatePath: statePath(t), Threshold: 256,
+		MaxWaiters: 2, MaxWaitersPerUser: 1, ReservedWaiters: 2, PrivilegedUIDs: []uint32{assistant}})
+	hour := strconv.FormatInt(time.Hour.Microseconds(), 10)
+	type waiter struct {
+		cmd *exec.Cmd
+		out *bufio.Reader
+	}
+	var waiters []waiter
+	wait := func(name string, uid uint32) {
+		cmd, out := bus.clientAs(t, uid, "wait-ready", hour)
+		waiters = append(waiters, waiter{cmd, out})
+		n := len(waiters)
+		waitFor(t, name+" waiting", func() bool { return s.waiterCount() == n })
+	}
+	refused := func(name string, uid uint32) {
+		if r := bus.runClientAs(t, uid, "wait-ready", hour); r.Error != errLimitsExceeded {
+			t.Errorf("%s: WaitReady = %+v, want %s", name, r, errLimitsExceeded)
+		}
+	}
+	wait("nobody", nobody)
+	refused("nobody's second call", nobody)
+	wait("user b", userB)
+	refused("user c, the ordinary slots taken", userC)
+	wait("the assistant's user", assistant)
+
+	root := bus.connect(t)
+	rootAnswer := make(chan *dbus.Call, 1)
+	root.Object(BusName, ObjectPath).Go(Interface+".WaitReady", 0, rootAnswer, uint64(time.Hour.Microseconds()))
+	waitFor(t, "root waiting", func() bool { return s.waiterCount() == len(waiters)+1 })
+
+	fake.SetEntropyAvail(256)
+	fake.SetReady()
+	for i, w := range waiters {
+		if r := result(t, w.cmd, w.out); r.Value != true {
+			t.Errorf("waiter %d got %+v, want true", i, r)
+		}
+	}
+	var ready bool
+	if err := (<-rootAnswer).Store(&ready); err != nil || !ready {
+		t.Errorf("root's WaitReady = %v, %v; want true", ready, err)
 	}
 }
 

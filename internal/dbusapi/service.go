@@ -5,6 +5,8 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,8 +32,17 @@ const (
 	// default timeout of two minutes, short enough that a forgotten
 	// caller lets the service go.
 	DefaultMaxWait = 5 * time.Minute
-	// DefaultMaxWaiters bounds concurrent WaitReady calls.
+	// DefaultMaxWaiters bounds concurrent WaitReady calls of callers
+	// other than root and PrivilegedUIDs.
 	DefaultMaxWaiters = 32
+	// DefaultMaxWaitersPerUser and DefaultMaxWaitersPerCaller bound how
+	// many of those one uid, and one bus connection, may hold, so that
+	// one local user cannot take them all.
+	DefaultMaxWaitersPerUser   = 4
+	DefaultMaxWaitersPerCaller = 2
+	// DefaultReservedWaiters are the slots only root and PrivilegedUIDs
+	// may take: their calls get through whatever others do.
+	DefaultReservedWaiters = 8
 	// DefaultRefreshInterval is how often entropy_avail is read while
 	// someone waits in WaitReady.
 	DefaultRefreshInterval = time.Second
@@ -46,8 +57,9 @@ const (
 )
 
 var (
-	// ErrTooManyWaiters is WaitReady's answer when MaxWaiters callers
-	// wait already; on the bus it is org.freedesktop.DBus.Error.LimitsExceeded.
+	// ErrTooManyWaiters is WaitReady's answer when the caller's slots
+	// are taken (see Config); on the bus it is
+	// org.freedesktop.DBus.Error.LimitsExceeded.
 	ErrTooManyWaiters = errors.New("too many callers waiting")
 	// ErrNameTaken means another process owns BusName.
 	ErrNameTaken = errors.New("bus name owned by another process")
@@ -66,9 +78,15 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MaxWait caps WaitReady's timeout; 0 means DefaultMaxWait.
 	MaxWait time.Duration
-	// MaxWaiters bounds concurrent WaitReady calls; 0 means
-	// DefaultMaxWaiters.
-	MaxWaiters int
+	// MaxWaiters bounds concurrent WaitReady calls of ordinary callers;
+	// MaxWaitersPerUser and MaxWaitersPerCaller bound those of one uid
+	// and of one bus connection. 0 means the Default.
+	MaxWaiters, MaxWaitersPerUser, MaxWaitersPerCaller int
+	// PrivilegedUIDs are users who, like root, have ReservedWaiters slots
+	// of their own beside the ordinary ones: the persistent storage
+	// assistant's user. 0 ReservedWaiters means the default.
+	PrivilegedUIDs  []uint32
+	ReservedWaiters int
 	// RefreshInterval is how often entropy_avail is read while someone
 	// waits; 0 means DefaultRefreshInterval.
 	RefreshInterval time.Duration
@@ -95,9 +113,15 @@ type Service struct {
 	// changed is closed, and replaced, whenever current changes.
 	changed chan struct{}
 	// signals carries PropertiesChanged; nil until serving.
-	signals  signaler
-	waiters  int
-	lastCall time.Time
+	signals signaler
+	// unixUser tells a bus connection's uid; nil until serving.
+	unixUser func(sender string) (uint32, error)
+	// waiters counts every WaitReady waiting; the rest how they hold
+	// their slots.
+	waiters, ordinary, reserved int
+	byUser                      map[uint32]int
+	byCaller                    map[string]int
+	lastCall                    time.Time
 	// logged is the last problem of each kind that was logged, so a
 	// lasting problem is logged once.
 	logged [3]string
@@ -108,8 +132,18 @@ func New(cfg Config) *Service {
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = DefaultMaxWait
 	}
-	if cfg.MaxWaiters <= 0 {
-		cfg.MaxWaiters = DefaultMaxWaiters
+	for _, limit := range []struct {
+		v   *int
+		def int
+	}{
+		{&cfg.MaxWaiters, DefaultMaxWaiters},
+		{&cfg.MaxWaitersPerUser, DefaultMaxWaitersPerUser},
+		{&cfg.MaxWaitersPerCaller, DefaultMaxWaitersPerCaller},
+		{&cfg.ReservedWaiters, DefaultReservedWaiters},
+	} {
+		if *limit.v <= 0 {
+			*limit.v = limit.def
+		}
 	}
 	if cfg.RefreshInterval <= 0 {
 		cfg.RefreshInterval = DefaultRefreshInterval
@@ -119,6 +153,8 @@ func New(cfg Config) *Service {
 		wake:     make(chan struct{}, 1),
 		stopping: make(chan struct{}),
 		changed:  make(chan struct{}),
+		byUser:   map[uint32]int{},
+		byCaller: map[string]int{},
 		lastCall: time.Now(),
 	}
 	s.mu.Lock()
@@ -158,6 +194,13 @@ func (s *Service) Serve(ctx context.Context, conn *dbus.Conn) error {
 	if reply != dbus.RequestNameReplyPrimaryOwner {
 		return fmt.Errorf("request bus name %s: %w", BusName, ErrNameTaken)
 	}
+	s.mu.Lock()
+	s.unixUser = func(sender string) (uint32, error) {
+		var uid uint32
+		err := conn.BusObject().Call("org.freedesktop.DBus.GetConnectionUnixUser", 0, sender).Store(&uid)
+		return uid, err
+	}
+	s.mu.Unlock()
 	s.run(ctx, conn)
 	if _, err := conn.ReleaseName(BusName); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("release bus name %s: %w", BusName, err)
@@ -336,19 +379,30 @@ func (s *Service) pokeLoop() {
 	}
 }
 
+// Caller is who calls WaitReady: its bus connection's unique name, and
+// its uid as the bus daemon saw it (UnknownUID if it could not say).
+type Caller struct {
+	Name string
+	UID  uint32
+}
+
+// UnknownUID is the uid of callers the bus could not identify: they share
+// one user's slots.
+const UnknownUID = math.MaxUint32
+
 // WaitReady waits up to timeout, capped at MaxWait, for the gate's rule
 // to hold, and says whether it does. A zero timeout only asks. It fails
-// with ErrTooManyWaiters when MaxWaiters callers wait already.
-func (s *Service) WaitReady(timeout time.Duration) (bool, error) {
+// with ErrTooManyWaiters when the caller's slots are taken (see Config).
+func (s *Service) WaitReady(c Caller, timeout time.Duration) (bool, error) {
 	s.touch()
 	if snap := s.refresh(); snap.Ready || timeout <= 0 {
 		return snap.Ready, nil
 	}
-	ready, changed, err := s.enterWait()
+	ready, changed, slot, err := s.enterWait(c)
 	if ready || err != nil {
 		return ready, err
 	}
-	defer s.leaveWait()
+	defer s.leaveWait(c, slot)
 	timer := time.NewTimer(min(timeout, s.cfg.MaxWait))
 	defer timer.Stop()
 	for {
@@ -366,32 +420,94 @@ func (s *Service) WaitReady(timeout time.Duration) (bool, error) {
 	}
 }
 
-func (s *Service) enterWait() (bool, <-chan struct{}, error) {
+// slot says which budget a waiting call holds.
+type slot int
+
+const (
+	ordinarySlot slot = iota
+	reservedSlot
+)
+
+func (s *Service) privileged(uid uint32) bool {
+	return uid == 0 || slices.Contains(s.cfg.PrivilegedUIDs, uid)
+}
+
+// enterWait takes a slot for c: root and PrivilegedUIDs first from their
+// reserve, then like everyone else from the ordinary slots, which one uid
+// and one connection may only hold a few of.
+func (s *Service) enterWait(c Caller) (bool, <-chan struct{}, slot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.current.Ready {
-		return true, nil, nil
+		return true, nil, 0, nil
 	}
-	if s.waiters >= s.cfg.MaxWaiters {
-		return false, nil, fmt.Errorf("%w: %d already, the limit", ErrTooManyWaiters, s.waiters)
+	privileged := s.privileged(c.UID)
+	var taken slot
+	switch {
+	case privileged && s.reserved < s.cfg.ReservedWaiters:
+		taken = reservedSlot
+	case s.ordinary >= s.cfg.MaxWaiters:
+		return false, nil, 0, fmt.Errorf("%w: %d callers wait already, the limit", ErrTooManyWaiters, s.ordinary)
+	case !privileged && s.byUser[c.UID] >= s.cfg.MaxWaitersPerUser:
+		return false, nil, 0, fmt.Errorf("%w: uid %d has %d calls waiting already, the limit", ErrTooManyWaiters, c.UID, s.byUser[c.UID])
+	case !privileged && s.byCaller[c.Name] >= s.cfg.MaxWaitersPerCaller:
+		return false, nil, 0, fmt.Errorf("%w: %s has %d calls waiting already, the limit", ErrTooManyWaiters, c.Name, s.byCaller[c.Name])
+	default:
+		taken = ordinarySlot
 	}
-	s.waiters++
+	s.count(c, taken, 1)
 	s.pokeLoop()
-	return false, s.changed, nil
+	return false, s.changed, taken, nil
 }
 
-func (s *Service) leaveWait() {
+func (s *Service) leaveWait(c Caller, taken slot) {
 	s.mu.Lock()
-	s.waiters--
+	s.count(c, taken, -1)
 	s.lastCall = time.Now()
 	s.mu.Unlock()
 	s.pokeLoop()
+}
+
+// count adds delta to every count a slot of c is in; s.mu is held.
+func (s *Service) count(c Caller, taken slot, delta int) {
+	s.waiters += delta
+	if taken == reservedSlot {
+		s.reserved += delta
+		return
+	}
+	s.ordinary += delta
+	s.byUser[c.UID] += delta
+	s.byCaller[c.Name] += delta
+	if s.byUser[c.UID] == 0 {
+		delete(s.byUser, c.UID)
+	}
+	if s.byCaller[c.Name] == 0 {
+		delete(s.byCaller, c.Name)
+	}
 }
 
 func (s *Service) readyAndChanged() (bool, <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.current.Ready, s.changed
+}
+
+// caller identifies a bus connection by asking the bus its uid.
+func (s *Service) caller(sender string) Caller {
+	s.mu.Lock()
+	unixUser := s.unixUser
+	s.mu.Unlock()
+	c := Caller{Name: sender, UID: UnknownUID}
+	if unixUser == nil {
+		return c
+	}
+	uid, err := unixUser(sender)
+	if err != nil {
+		s.logf("uid of caller %s: %v", sender, err)
+		return c
+	}
+	c.UID = uid
+	return c
 }
 
 // timeoutFromUsec converts WaitReady's argument without overflowing: a
@@ -406,8 +522,8 @@ func (s *Service) timeoutFromUsec(usec uint64) time.Duration {
 // gateObject is the org.boum.tails.EntropyGate1 interface on the bus.
 type gateObject struct{ s *Service }
 
-func (o gateObject) WaitReady(timeoutUsec uint64) (bool, *dbus.Error) {
-	ready, err := o.s.WaitReady(o.s.timeoutFromUsec(timeoutUsec))
+func (o gateObject) WaitReady(sender dbus.Sender, timeoutUsec uint64) (bool, *dbus.Error) {
+	ready, err := o.s.WaitReady(o.s.caller(string(sender)), o.s.timeoutFromUsec(timeoutUsec))
 	if errors.Is(err, ErrTooManyWaiters) {
 		return false, dbus.NewError(errLimitsExceeded, []any{err.Error() + "; try again later, or watch PropertiesChanged"})
 	}

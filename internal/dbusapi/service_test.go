@@ -292,7 +292,7 @@ func TestWaitReady(t *testing.T) {
 			}
 			answers := make(chan answer, 1)
 			go func() {
-				r, err := s.WaitReady(tt.timeout)
+				r, err := s.WaitReady(someone, tt.timeout)
 				answers <- answer{r, err}
 			}()
 			if tt.during != nil {
@@ -329,21 +329,25 @@ func (s *Service) waiterCount() int {
 	return s.waiters
 }
 
+// someone is an ordinary caller, unknown to the bus (as callers are
+// without one).
+var someone = Caller{Name: ":1.7", UID: UnknownUID}
+
 func TestWaitReadyBoundsWaiters(t *testing.T) {
 	fake := pool.NewFake(modernNotReady)
-	s, _ := startService(t, Config{Pool: fake, StatePath: statePath(t), Threshold: 256, MaxWaiters: 2})
+	s, _ := startService(t, Config{Pool: fake, StatePath: statePath(t), Threshold: 256, MaxWaiters: 2, MaxWaitersPerUser: 2})
 	answers := make(chan bool, 2)
 	for range 2 {
 		go func() {
-			r, _ := s.WaitReady(time.Hour)
+			r, _ := s.WaitReady(someone, time.Hour)
 			answers <- r
 		}()
 	}
 	waitFor(t, "two waiters", func() bool { return s.waiterCount() == 2 })
-	if _, err := s.WaitReady(time.Hour); !errors.Is(err, ErrTooManyWaiters) {
+	if _, err := s.WaitReady(someone, time.Hour); !errors.Is(err, ErrTooManyWaiters) {
 		t.Errorf("third WaitReady: %v, want %v", err, ErrTooManyWaiters)
 	}
-	_, dbusErr := gateObject{s}.WaitReady(uint64(time.Hour / time.Microsecond))
+	_, dbusErr := gateObject{s}.WaitReady(dbus.Sender(someone.Name), uint64(time.Hour/time.Microsecond))
 	if dbusErr == nil || dbusErr.Name != errLimitsExceeded {
 		t.Errorf("third WaitReady on the bus: %v, want %s", dbusErr, errLimitsExceeded)
 	}
@@ -387,7 +391,7 @@ func TestIdleExit(t *testing.T) {
 	// its idle timeout.
 	waited := make(chan struct{})
 	go func() {
-		s.WaitReady(400 * time.Millisecond)
+		s.WaitReady(someone, 400*time.Millisecond)
 		close(waited)
 	}()
 	waitFor(t, "a waiter", s.waiting)
@@ -425,7 +429,7 @@ func TestPeriodicReadsOnlyWhileWaiting(t *testing.T) {
 	counting := &countingPool{Pool: pool.NewFake(modernNotReady)}
 	s, _ := startService(t, Config{Pool: counting, StatePath: statePath(t), RefreshInterval: 5 * time.Millisecond})
 	before := counting.reads.Load()
-	s.WaitReady(100 * time.Millisecond) // twenty refresh intervals
+	s.WaitReady(someone, 100*time.Millisecond) // twenty refresh intervals
 	// Besides the periodic reads, WaitReady reads once at its start and
 	// once at its end.
 	if n := counting.reads.Load() - before; n < 5 {
@@ -526,4 +530,79 @@ func checkIntrospection(t *testing.T, got string) {
 
 func TestIntrospectionMatchesInterfaceFile(t *testing.T) {
 	checkIntrospection(t, Introspection())
+}
+
+// One user, or one connection, cannot take every slot, and root and the
+// privileged users (the assistant's) always get one.
+func TestWaitReadySlotsPerCaller(t *testing.T) {
+	const assistant = 1000
+	type call struct {
+		name    string
+		caller  Caller
+		wantErr bool
+	}
+	tests := []struct {
+		name  string
+		calls []call
+	}{
+		{name: "one connection holds two slots, not three", calls: []call{
+			{name: "first", caller: Caller{":1.1", 65534}},
+			{name: "second", caller: Caller{":1.1", 65534}},
+			{name: "third", caller: Caller{":1.1", 65534}, wantErr: true},
+			{name: "same user, other connection", caller: Caller{":1.2", 65534}},
+		}},
+		{name: "one user holds three slots, not four", calls: []call{
+			{name: "first", caller: Caller{":1.1", 65534}},
+			{name: "second", caller: Caller{":1.2", 65534}},
+			{name: "third", caller: Caller{":1.3", 65534}},
+			{name: "fourth", caller: Caller{":1.4", 65534}, wantErr: true},
+			{name: "another user", caller: Caller{":1.5", 65533}},
+		}},
+		{name: "ordinary slots full: root and the assistant still get in", calls: []call{
+			{name: "user a", caller: Caller{":1.1", 65534}},
+			{name: "user a again", caller: Caller{":1.2", 65534}},
+			{name: "user a a third time", caller: Caller{":1.3", 65534}},
+			{name: "user b", caller: Caller{":1.4", 65533}},
+			{name: "user c, no slot left", caller: Caller{":1.5", 65532}, wantErr: true},
+			{name: "root", caller: Caller{":1.6", 0}},
+			{name: "the assistant", caller: Caller{":1.7", assistant}},
+			{name: "the assistant again: reserve spent, ordinary full", caller: Caller{":1.7", assistant}, wantErr: true},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := pool.NewFake(modernNotReady)
+			s, _ := startService(t, Config{Pool: fake, StatePath: statePath(t), Threshold: 256,
+				MaxWaiters: 4, MaxWaitersPerUser: 3, MaxWaitersPerCaller: 2, ReservedWaiters: 2, PrivilegedUIDs: []uint32{assistant}})
+			answers := make(chan bool, len(tt.calls))
+			waiting := 0
+			for _, c := range tt.calls {
+				errs := make(chan error, 1)
+				go func() {
+					r, err := s.WaitReady(c.caller, time.Hour)
+					errs <- err
+					answers <- r
+				}()
+				if c.wantErr {
+					if err := <-errs; !errors.Is(err, ErrTooManyWaiters) {
+						t.Errorf("%s: WaitReady: %v, want %v", c.name, err, ErrTooManyWaiters)
+					}
+					<-answers
+					continue
+				}
+				waiting++
+				waitFor(t, c.name+" waiting", func() bool { return s.waiterCount() == waiting })
+			}
+			fake.SetEntropyAvail(256)
+			fake.SetReady()
+			for range waiting {
+				if !<-answers {
+					t.Error("a waiter returned false once the pool was ready")
+				}
+			}
+			if n := s.waiterCount(); n != 0 {
+				t.Errorf("%d waiters left", n)
+			}
+		})
+	}
 }

@@ -139,7 +139,9 @@ func BenchmarkGuestSeeds(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := s.WriteFile(b.Context(), "/syslinux/live64.cfg", []byte("label live\n  kernel /live/vmlinuz\n  append boot=live entropy_gate.seed=0\n")); err != nil {
+		// The token file syslinux/live64.cfg includes (docs/seed-format.md).
+		token := "linux /live/vmlinuz entropy_gate.seed=" + strings.Repeat("0", 32) + "\n"
+		if err := s.WriteFile(b.Context(), "/syslinux/entropy-gate.cfg", []byte(token+strings.Repeat("#", 512-len(token)))); err != nil {
 			b.Fatal(err)
 		}
 		if out, err := exec.Command(g.gate, "seed", "init", "--device", stick).CombinedOutput(); err != nil {
@@ -149,7 +151,7 @@ func BenchmarkGuestSeeds(b *testing.B) {
 			mount /dev/vda1 /run/live/medium vfat ro,fmask=0077,dmask=0077
 			write /tmp/sector.conf "[Gate]\nMode=passive\nTimeout=1min\n[Seed.Sector]\nEnable=yes\nDevice=/dev/vda\n"
 			write /tmp/fat.conf "[Seed.FAT]\nEnable=yes\n"
-			write /tmp/cmdline.conf "[Seed.Cmdline]\nEnable=yes\n"
+			write /tmp/cmdline.conf "[Seed.Cmdline]\nEnable=yes\nFiles=syslinux/entropy-gate.cfg\n"
 			run /bin/entropy-gate run --config /tmp/sector.conf
 			run /bin/entropy-gate seed load --config /tmp/fat.conf
 			run /bin/entropy-gate seed load --config /tmp/cmdline.conf

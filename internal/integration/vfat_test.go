@@ -89,4 +89,9 @@ func TestLabVfat(t *testing.T) {
 		t.Fatalf("guest transcript:\n%s", transcript)
 	}
 	t.Logf("in the guest: %s", bench)
+	for _, line := range out {
+		if strings.Contains(line, "one token refresh wrote") {
+			t.Logf("in the guest: %s", strings.TrimSpace(line))
+		}
+	}
 }

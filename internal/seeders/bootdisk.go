@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,6 +81,11 @@ func (r SystemMounts) unwritable(m Medium) string {
 	}
 	dir, err := r.blockDir(m)
 	switch {
+	case err != nil && r.deviceGone(m):
+		// Pulled out (emergency shutdown, or a user who did not wait):
+		// a remount or a write would only wait on a device that is not
+		// there.
+		return "device gone"
 	case err != nil:
 		return ""
 	case readSysFlag(filepath.Join(dir, "ro")):
@@ -88,6 +94,17 @@ func (r SystemMounts) unwritable(m Medium) string {
 		return "read-only disk"
 	}
 	return ""
+}
+
+// deviceGone: sysfs is there and lists block devices, but not the
+// medium's. Without sysfs nothing is known.
+func (r SystemMounts) deviceGone(m Medium) bool {
+	devices := r.Roots.SysPath("dev", "block")
+	if _, err := os.Stat(devices); err != nil {
+		return false
+	}
+	_, err := os.Lstat(filepath.Join(devices, fmt.Sprintf("%d:%d", m.Major, m.Minor)))
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // blockDir is the sysfs directory of the medium's block device, which

@@ -144,7 +144,9 @@ func TestFindMediumUnwritable(t *testing.T) {
 		{mountPoint: "/run/live/rootfs/filesystem.squashfs", fsType: "squashfs", want: "read-only device"},
 		{mountPoint: "/media/image", fsType: "vfat"},
 		{mountPoint: "/run", fsType: "tmpfs"},
-		{mountPoint: "/media/gone", fsType: "vfat"}, // unknown: its remount decides
+		// The stick was pulled out: no seed write may be tried (a remount
+		// or a write would only wait on a device that is not there).
+		{mountPoint: "/media/gone", fsType: "vfat", want: "device gone"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mountPoint, func(t *testing.T) {
@@ -156,6 +158,17 @@ func TestFindMediumUnwritable(t *testing.T) {
 				t.Fatalf("FindMedium = %+v; want %s, unwritable %q", m, tt.fsType, tt.want)
 			}
 		})
+	}
+}
+
+// Without sysfs (not mounted), nothing says a device is gone: the remount
+// decides.
+func TestFindMediumWithoutSysfs(t *testing.T) {
+	roots := fixtureRoots(t)
+	roots.Roots.Sys = t.TempDir()
+	m, err := roots.FindMedium("/run/live/medium")
+	if err != nil || m.Unwritable != "" {
+		t.Fatalf("FindMedium = %+v, %v; want a medium not known to be unwritable", m, err)
 	}
 }
 

@@ -19,10 +19,21 @@ import (
 // ignored, and not passed on to init's arguments or environment.
 const DefaultCmdlineKey = "entropy_gate.seed"
 
-// DefaultBootConfigs are the bootloader configurations of a Tails stick,
-// relative to the boot medium's mount point: syslinux for legacy BIOS
-// boots, GRUB for UEFI.
-var DefaultBootConfigs = []string{"syslinux/live64.cfg", "EFI/debian/grub.cfg"}
+// DefaultTokenFiles are the token files of a Tails stick, relative to the
+// boot medium's mount point, which the bootloader configurations include
+// (docs/seed-format.md): syslinux/live64.cfg INCLUDEs the syslinux one, for
+// legacy BIOS boots; EFI/debian/grub.cfg load_env's the GRUB one, for UEFI.
+var DefaultTokenFiles = []string{"syslinux/entropy-gate.cfg", "EFI/debian/entropy-gate.env"}
+
+// GRUBTokenVar is the variable of the GRUB token file: grub.cfg loads only
+// this one (load_env --file … entropy_gate_seed) and puts it on its linux
+// line as entropy_gate.seed=${entropy_gate_seed}. GRUB variable names have
+// no dots.
+const GRUBTokenVar = "entropy_gate_seed"
+
+// grubEnvHeader starts every GRUB environment block (grub-editenv's format:
+// name=value lines, then '#' up to the block's size).
+const grubEnvHeader = "# GRUB Environment Block\n"
 
 // cmdlineTokenBytes is the token's size: 128 bits, beyond guessing. The
 // token is never credited, so more would add nothing.
@@ -31,20 +42,36 @@ const cmdlineTokenBytes = 16
 // cmdlineDomain separates the token hash from every other use of SHA-256.
 const cmdlineDomain = "entropy-gate cmdline token v1\x00"
 
-// maxBootConfig bounds what is read of a bootloader configuration; real
-// ones are a few kilobytes.
-const maxBootConfig = 1 << 20
+// maxTokenFile bounds what is read of a token file: a GRUB environment
+// block is 1024 bytes, the syslinux file one line and its padding.
+const maxTokenFile = 4096
 
 // ErrNoKernelLine: no kernel line of the configured files carries the token
 // where it can be edited, and none may get one (Insert is off), so there is
 // nothing to refresh.
 var ErrNoKernelLine = errors.New("no kernel line to put the seed token on")
 
-// CmdlineBackend keeps a token on the kernel command lines of the
-// bootloader configurations on the boot medium, and changes it at every
-// refresh, so that every boot starts with a different command line: the
-// kernel mixes its command line into the pool at its earliest stage, before
-// any other seed can be read.
+// ErrCRNGNotInitialized: the token would come from a record made before the
+// CRNG was initialized (GRND_INSECURE output), and the command line is
+// world-readable; it waits for a record made from an initialized CRNG.
+var ErrCRNGNotInitialized = errors.New("new seed made before the CRNG was initialized: token not changed")
+
+// CmdlineBackend keeps a token on the kernel command line, and changes it
+// once per boot, so that every boot starts with a different command line:
+// the kernel mixes its command line into the pool at its earliest stage,
+// before any other seed can be read.
+//
+// The bootloader configurations are never rewritten: they include a small
+// token file each, which Store overwrites in place without changing its
+// size (the token has a fixed length; a file may end in '#' padding that
+// makes room), so no rename, no new cluster and no directory entry but the
+// file's own modification time change on the FAT; whatever a power cut
+// leaves of a token file, the bootloader still boots (rewriteTokenFile).
+// A syslinux token file
+// holds a LINUX line that carries the token, which overrides the label's
+// own LINUX line (the label keeps one, so a missing or unreadable token file
+// still boots); a GRUB token file is an environment block whose one
+// variable, GRUBTokenVar, grub.cfg puts on its linux line.
 //
 // The command line is world-readable (/proc/cmdline) and logged by the
 // kernel, so the token is never a secret, is never credited (DESIGN rule 3),
@@ -56,13 +83,14 @@ var ErrNoKernelLine = errors.New("no kernel line to put the seed token on")
 // randomness, clocks and the boot id alone.
 //
 // Store only edits kernel lines that already carry the token, or, with
-// Insert, every kernel line (EditBootConfig); each file changed is
-// replaced atomically, and one with nothing to change is not rewritten.
+// Insert, every kernel line (EditBootConfig) of a syslinux token file; a
+// file with nothing to change is not written.
 type CmdlineBackend struct {
 	// Medium is the mount point of the partition holding the files,
 	// DefaultBootMedium if empty.
 	Medium string
-	// Files are relative to Medium; DefaultBootConfigs if nil.
+	// Files are the token files, relative to Medium; DefaultTokenFiles
+	// if nil.
 	Files []string
 	// Key is the token's name, DefaultCmdlineKey if empty.
 	Key string
@@ -79,7 +107,7 @@ func (c CmdlineBackend) mounts() Mounts { return mountsOrSystem(c.Mounts) }
 func (c CmdlineBackend) files() ([]string, error) {
 	rel := c.Files
 	if rel == nil {
-		rel = DefaultBootConfigs
+		rel = DefaultTokenFiles
 	}
 	if len(rel) == 0 {
 		return nil, errors.New("no bootloader configuration files configured")
@@ -119,15 +147,15 @@ func (c CmdlineBackend) Load() (Loaded, error) {
 	}
 	lines := 0
 	for _, p := range paths {
-		text, _, err := readBootConfig(p)
+		text, err := readTokenFile(p)
 		if err != nil {
 			return Loaded{}, err
 		}
-		_, res, err := EditBootConfig(text, c.edit(""))
+		_, n, err := setToken(text, c.edit(strings.Repeat("0", 2*cmdlineTokenBytes)))
 		if err != nil {
-			return Loaded{}, err
+			return Loaded{}, fmt.Errorf("%s: %w", p, err)
 		}
-		lines += res.Replaced + res.Inserted
+		lines += n
 	}
 	if lines == 0 {
 		return Loaded{}, c.noKernelLine(paths)
@@ -139,13 +167,16 @@ func (c CmdlineBackend) Load() (Loaded, error) {
 	}, nil
 }
 
-// Store puts a token derived from r on the kernel lines, while the medium
+// Store puts a token derived from r in the token files, while the medium
 // is remounted read-write. A file that cannot be edited is left as it is
 // and the others are still refreshed; the error names every failure.
 func (c CmdlineBackend) Store(r Record) error {
 	paths, err := c.files()
 	if err != nil {
 		return err
+	}
+	if !r.Creditable {
+		return ErrCRNGNotInitialized
 	}
 	value, err := cmdlineToken(r)
 	if err != nil {
@@ -159,7 +190,7 @@ func (c CmdlineBackend) Store(r Record) error {
 		var errs []error
 		changed := 0
 		for _, p := range paths {
-			n, err := rewriteBootConfig(p, edit)
+			n, err := rewriteTokenFile(p, edit)
 			if err != nil {
 				errs = append(errs, err)
 			}
@@ -188,30 +219,146 @@ func cmdlineToken(r Record) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)[:cmdlineTokenBytes]), nil
 }
 
-// rewriteBootConfig applies e to the file at path and replaces it if any
-// line changed; it returns how many lines did.
-func rewriteBootConfig(path string, e BootConfigEdit) (int, error) {
-	text, mode, err := readBootConfig(path)
+// rewriteTokenFile sets the token in the file at path, in place, and says
+// how many tokens it set. Should a power cut still tear the file, a
+// bootloader boots without a token (syslinux ignores lines it does not
+// know and keeps the label's own LINUX line; GRUB's load_env fails and
+// leaves the variable empty), never not at all.
+func rewriteTokenFile(path string, e BootConfigEdit) (int, error) {
+	text, err := readTokenFile(path)
 	if err != nil {
 		return 0, err
 	}
-	out, res, err := EditBootConfig(text, e)
+	out, n, err := setToken(text, e)
 	if err != nil {
-		return 0, fmt.Errorf("edit %s: %w", path, err)
+		return 0, fmt.Errorf("%s: %w", path, err)
 	}
-	changed := res.Replaced + res.Inserted
-	if changed == 0 || bytes.Equal(out, text) {
-		return 0, nil
+	if bytes.Equal(out, text) {
+		return n, nil
 	}
-	if err := replaceFile(path, mode, fixedContent(out), nil); err != nil {
+	if err := writeInPlace(path, text, out); err != nil {
 		return 0, err
 	}
-	return changed, nil
+	return n, nil
 }
 
-// readBootConfig reads a bootloader configuration and its mode.
-func readBootConfig(path string) ([]byte, fs.FileMode, error) {
-	return readRegular(path, maxBootConfig)
+// readTokenFile reads a token file.
+func readTokenFile(path string) ([]byte, error) {
+	text, _, err := readRegular(path, maxTokenFile)
+	return text, err
+}
+
+// ErrTokenFile: a token file where the token cannot be set: no kernel line
+// or variable for it, or no room for it without changing the file's size.
+var ErrTokenFile = errors.New("unusable token file")
+
+// setToken returns text with the token set, the same size, and how many
+// tokens it set: the GRUB variable of an environment block, or the token
+// on a syslinux file's kernel lines.
+func setToken(text []byte, e BootConfigEdit) ([]byte, int, error) {
+	var out []byte
+	n := 0
+	if bytes.HasPrefix(text, []byte(grubEnvHeader)) {
+		out, n = setGRUBVar(text, GRUBTokenVar, e.Value)
+	} else {
+		edited, res, err := EditBootConfig(text, e)
+		if err != nil {
+			return nil, 0, err
+		}
+		out, n = edited, res.Replaced+res.Inserted
+	}
+	if n == 0 {
+		return nil, 0, fmt.Errorf("%w: no place for the token", ErrTokenFile)
+	}
+	out, err := fitPadding(out, len(text))
+	return out, n, err
+}
+
+// setGRUBVar sets name's value on its line of an environment block.
+func setGRUBVar(block []byte, name, value string) ([]byte, int) {
+	prefix := []byte(name + "=")
+	var out []byte
+	n := 0
+	for _, line := range bytes.SplitAfter(block, []byte("\n")) {
+		if bytes.HasPrefix(line, prefix) && bytes.HasSuffix(line, []byte("\n")) {
+			line = append(append(append([]byte(nil), prefix...), value...), '\n')
+			n++
+		}
+		out = append(out, line...)
+	}
+	return out, n
+}
+
+// fitPadding makes text size bytes long by growing or shrinking the run of
+// '#' it ends with, the padding of a GRUB environment block (in a
+// syslinux file, a comment line).
+func fitPadding(text []byte, size int) ([]byte, error) {
+	if len(text) <= size {
+		return append(text, bytes.Repeat([]byte("#"), size-len(text))...), nil
+	}
+	padding := len(text) - len(bytes.TrimRight(text, "#"))
+	if over := len(text) - size; padding < over {
+		return nil, fmt.Errorf("%w: %d bytes longer, and only %d bytes of padding to take them from", ErrTokenFile, over, padding)
+	}
+	return text[:size], nil
+}
+
+// tokenSector is the unit a token file is written in: its size is a
+// multiple of it, so that it can be written straight to the medium.
+const tokenSector = 512
+
+// writeInPlace overwrites the sectors of path in which old, what it holds,
+// and new, of the same size, differ, straight to the medium (O_DIRECT, or
+// O_SYNC where the file system has none), and checks what the medium then
+// holds. No rename, no truncation and no new block: on vfat only the
+// file's own data and its directory entry's time are written.
+func writeInPlace(path string, old, new []byte) error {
+	if len(new)%tokenSector != 0 {
+		return fmt.Errorf("%s: %w: %d bytes, not whole %d-byte sectors", path, ErrTokenFile, len(new), tokenSector)
+	}
+	lo, hi := 0, len(new)
+	for lo < hi && old[lo] == new[lo] {
+		lo++
+	}
+	for hi > lo && old[hi-1] == new[hi-1] {
+		hi--
+	}
+	lo = lo / tokenSector * tokenSector
+	hi = (hi + tokenSector - 1) / tokenSector * tokenSector
+	f, err := openDirect(path, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || st.Size() != int64(len(old)) {
+		return fmt.Errorf("write %s: changed since it was read (%v)", path, err)
+	}
+	buf := alignedBuf(hi - lo)
+	copy(buf, new[lo:hi])
+	if _, err := f.WriteAt(buf, int64(lo)); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write %s: flush: %w", path, err)
+	}
+	return readBackDirect(path, new)
+}
+
+// readBackDirect checks that the medium, not the page cache, holds want.
+func readBackDirect(path string, want []byte) error {
+	f, err := openDirect(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK)
+	if err != nil {
+		return fmt.Errorf("read back %s: %w", path, err)
+	}
+	defer f.Close()
+	back := alignedBuf(len(want))
+	if _, err := f.ReadAt(back, 0); err != nil {
+		return fmt.Errorf("read back %s: %w", path, err)
+	}
+	if !bytes.Equal(back, want) {
+		return fmt.Errorf("%s: %w", path, ErrVerify)
+	}
+	return nil
 }
 
 // readRegular reads a regular file (not through a symlink: replacing one
@@ -297,12 +444,6 @@ func replaceFile(path string, mode fs.FileMode, content func(tmp *os.File) ([]by
 		return fmt.Errorf("%s: %w", path, ErrVerify)
 	}
 	return nil
-}
-
-// fixedContent is replaceFile's content for data that does not depend on
-// the new file.
-func fixedContent(data []byte) func(*os.File) ([]byte, error) {
-	return func(*os.File) ([]byte, error) { return data, nil }
 }
 
 // setMode gives f the mode, unless it has it already. On vfat every file

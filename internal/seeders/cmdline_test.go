@@ -12,29 +12,34 @@ import (
 	"testing"
 )
 
-// Shortened from a Tails stick: syslinux for BIOS boots, GRUB for UEFI.
-const (
-	testSyslinux = `label live-amd64
-	menu label Tails
-	menu default
-	linux /live/vmlinuz
-	initrd /live/initrd.img
-	append boot=live config live-media=removable nopersistence noprompt splash entropy_gate.seed=0 quiet
+// noToken is the placeholder token the image build writes: as long as a
+// real one, so that the first one fits in place.
+var noToken = strings.Repeat("0", 2*cmdlineTokenBytes)
 
-label live-amd64-failsafe
-	menu label Tails (Troubleshooting Mode)
-	linux /live/vmlinuz
-	initrd /live/initrd.img
-	append boot=live config live-media=removable entropy_gate.seed=0 noapic noapm nodma nomce
-`
-	testGrub = "set default=0\r\n" +
-		"menuentry 'Tails' {\r\n" +
-		"\tlinux /live/vmlinuz boot=live config splash entropy_gate.seed=0 quiet\r\n" +
-		"\tinitrd /live/initrd.img\r\n" +
-		"}\r\n"
+// Token files as a Tails stick has them: syslinux's, INCLUDEd in a label
+// of syslinux/live64.cfg (two LINUX lines here, to edit both), and GRUB's
+// environment block, loaded by EFI/debian/grub.cfg.
+var (
+	testSyslinux = syslinuxTokenFile("# entropy-gate: the kernel line of the Tails labels, with the seed token\n" +
+		"linux /live/vmlinuz entropy_gate.seed=" + noToken + "\n" +
+		"LINUX /live/vmlinuz entropy_gate.seed=" + noToken + "\n")
+	testGrub = grubEnvBlock(GRUBTokenVar + "=" + noToken + "\n")
 )
 
-var tokenRE = regexp.MustCompile(`entropy_gate\.seed=([^\s]*)`)
+// syslinuxTokenFile pads lines to one sector with a comment, as the image
+// build writes the file.
+func syslinuxTokenFile(lines string) string {
+	return lines + strings.Repeat("#", 512-len(lines))
+}
+
+// grubEnvBlock is a GRUB environment block of 1024 bytes holding vars, as
+// grub-editenv writes it.
+func grubEnvBlock(vars string) string {
+	text := grubEnvHeader + vars
+	return text + strings.Repeat("#", 1024-len(text))
+}
+
+var tokenRE = regexp.MustCompile(`entropy_gate[._]seed=([0-9a-f]*)`)
 
 // tokens returns the token values in a file.
 func tokens(b []byte) []string {
@@ -45,9 +50,13 @@ func tokens(b []byte) []string {
 	return out
 }
 
-// withoutTokens sets every token value back to 0, to compare the rest.
+// withoutTokens sets every token value back to the placeholder, to
+// compare the rest.
 func withoutTokens(b []byte) []byte {
-	return tokenRE.ReplaceAll(b, []byte("entropy_gate.seed=0"))
+	return tokenRE.ReplaceAllFunc(b, func(m []byte) []byte {
+		key, _, _ := bytes.Cut(m, []byte("="))
+		return append(append([]byte(nil), key...), "="+noToken...)
+	})
 }
 
 // cmdlineOnDir is a command-line backend on a plain directory holding the
@@ -55,7 +64,7 @@ func withoutTokens(b []byte) []byte {
 func cmdlineOnDir(t *testing.T, syslinux, grub string) (CmdlineBackend, *fakeMounts, []string) {
 	t.Helper()
 	dir := t.TempDir()
-	paths := []string{filepath.Join(dir, "syslinux", "live64.cfg"), filepath.Join(dir, "EFI", "debian", "grub.cfg")}
+	paths := []string{filepath.Join(dir, "syslinux", "entropy-gate.cfg"), filepath.Join(dir, "EFI", "debian", "entropy-gate.env")}
 	for i, text := range []string{syslinux, grub} {
 		if err := os.MkdirAll(filepath.Dir(paths[i]), 0o755); err != nil {
 			t.Fatal(err)
@@ -75,23 +84,30 @@ func inode(t *testing.T, path string) uint64 {
 	return st.Sys().(*syscall.Stat_t).Ino
 }
 
+// storeToken stores a token made from rec, and returns it.
+func storeToken(t *testing.T, b CmdlineBackend, rec Record) string {
+	t.Helper()
+	if err := b.Store(rec); err != nil {
+		t.Fatal(err)
+	}
+	token, err := cmdlineToken(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
 func TestCmdlineStore(t *testing.T) {
 	b, m, paths := cmdlineOnDir(t, testSyslinux, testGrub)
 	if err := os.Chmod(paths[1], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	rec := testRecord(0x50, 9, true)
-	if err := b.Store(rec); err != nil {
-		t.Fatal(err)
-	}
-	want, err := cmdlineToken(rec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	inodes := []uint64{inode(t, paths[0]), inode(t, paths[1])}
+	want := storeToken(t, b, testRecord(0x50, 9, true))
 	for i, orig := range []string{testSyslinux, testGrub} {
 		got := readFile(t, paths[i])
 		toks := tokens(got)
-		if len(toks) != strings.Count(orig, "entropy_gate.seed=") {
+		if len(toks) != len(tokens([]byte(orig))) {
 			t.Fatalf("%s: tokens %v", paths[i], toks)
 		}
 		for _, tok := range toks {
@@ -101,6 +117,9 @@ func TestCmdlineStore(t *testing.T) {
 		}
 		if !bytes.Equal(withoutTokens(got), []byte(orig)) {
 			t.Fatalf("%s: more than the token changed:\n%s", paths[i], got)
+		}
+		if inode(t, paths[i]) != inodes[i] {
+			t.Fatalf("%s: replaced by another file, want the same one written in place", paths[i])
 		}
 	}
 	for path, mode := range map[string]fs.FileMode{paths[0]: 0o644, paths[1]: 0o600} {
@@ -113,6 +132,23 @@ func TestCmdlineStore(t *testing.T) {
 	}
 	if m.calls() != "rw,ro" || !m.medium.MountedReadOnly {
 		t.Fatalf("remounts %q, want one read-write window and read-only at the end", m.calls())
+	}
+}
+
+// The token goes on the world-readable command line: it is only ever
+// made from an initialized CRNG (a creditable record), never from what
+// getrandom gives before (GRND_INSECURE), and the files stay as they are.
+func TestCmdlineTokenOnlyFromAnInitializedCRNG(t *testing.T) {
+	b, m, paths := cmdlineOnDir(t, testSyslinux, testGrub)
+	err := b.Store(testRecord(0x50, 9, false))
+	checkErr(t, "Store of a record made before the CRNG was initialized", err, ErrCRNGNotInitialized)
+	for i, orig := range []string{testSyslinux, testGrub} {
+		if got := readFile(t, paths[i]); !bytes.Equal(got, []byte(orig)) {
+			t.Errorf("%s changed:\n%s", paths[i], got)
+		}
+	}
+	if m.calls() != "" {
+		t.Errorf("remounts %q for a token that is not written, want none", m.calls())
 	}
 }
 
@@ -154,11 +190,12 @@ func TestCmdlineNeverCreditsNorMixes(t *testing.T) {
 		res := Seeder{Backend: b, Kernel: k}.Seed()
 		noCall(t, k, OpCredit)
 		noCall(t, k, OpMix)
-		if !res.Refreshed || res.Err != nil {
-			t.Fatalf("Seed = %+v, want the token refreshed", res)
+		// A token is only made from an initialized CRNG.
+		if res.Refreshed != ready || (res.Err != nil) == ready {
+			t.Fatalf("Seed = %+v, want the token refreshed %t", res, ready)
 		}
-		if after := tokens(readFile(t, paths[0]))[0]; after == before {
-			t.Fatal("the token did not change")
+		if after := tokens(readFile(t, paths[0]))[0]; (after != before) != ready {
+			t.Fatalf("the token changed %t, want %t", after != before, ready)
 		}
 	}
 }
@@ -166,7 +203,7 @@ func TestCmdlineNeverCreditsNorMixes(t *testing.T) {
 // A file is either edited as EditBootConfig says, or left byte-identical
 // and never rewritten; whatever fails, the medium ends read-only.
 func TestCmdlineNeverCorrupts(t *testing.T) {
-	const quoted = "APPEND boot=live \"acpi_osi=!Windows 2012\" entropy_gate.seed=0\n"
+	quoted := syslinuxTokenFile("LINUX /live/vmlinuz \"acpi_osi=!Windows 2012\" entropy_gate.seed=" + noToken + "\n")
 	tests := []struct {
 		name           string
 		syslinux, grub string
@@ -176,12 +213,16 @@ func TestCmdlineNeverCorrupts(t *testing.T) {
 		wantStoreErr   error // nil: Store must succeed
 		changed        []bool
 	}{
-		{name: "no token and no insert", syslinux: "APPEND boot=live quiet\n", grub: "linux /vmlinuz quiet\n",
-			wantLoadErr: ErrNoKernelLine, wantStoreErr: ErrNoKernelLine, changed: []bool{false, false}},
-		{name: "token only on a line that cannot be edited safely", syslinux: quoted, grub: "linux /vmlinuz quiet\n",
-			wantLoadErr: ErrNoKernelLine, wantStoreErr: ErrNoKernelLine, changed: []bool{false, false}},
-		{name: "one file without token", syslinux: testSyslinux, grub: "linux /vmlinuz quiet\n", changed: []bool{true, false}},
-		{name: "insert", syslinux: "APPEND boot=live quiet\n", grub: "linux /vmlinuz quiet\n", insert: true, changed: []bool{true, true}},
+		{name: "no token and no insert", syslinux: syslinuxTokenFile("LINUX /live/vmlinuz quiet\n"), grub: grubEnvBlock(""),
+			wantLoadErr: ErrTokenFile, wantStoreErr: ErrTokenFile, changed: []bool{false, false}},
+		{name: "token only on a line that cannot be edited safely", syslinux: quoted, grub: grubEnvBlock("other=1\n"),
+			wantLoadErr: ErrTokenFile, wantStoreErr: ErrTokenFile, changed: []bool{false, false}},
+		{name: "one file without token", syslinux: testSyslinux, grub: grubEnvBlock(""), wantLoadErr: ErrTokenFile, wantStoreErr: ErrTokenFile, changed: []bool{true, false}},
+		{name: "insert, with padding to make room", syslinux: syslinuxTokenFile("LINUX /live/vmlinuz quiet\n"), grub: testGrub, insert: true, changed: []bool{true, true}},
+		{name: "no room for the token", syslinux: "LINUX /live/vmlinuz entropy_gate.seed=0\n", grub: testGrub,
+			wantLoadErr: ErrTokenFile, wantStoreErr: ErrTokenFile, changed: []bool{false, true}},
+		{name: "not whole sectors", syslinux: "LINUX /live/vmlinuz entropy_gate.seed=" + noToken + "\n", grub: testGrub,
+			wantStoreErr: ErrTokenFile, changed: []bool{false, true}},
 		{name: "one file missing", syslinux: testSyslinux, grub: testGrub, setup: func(t *testing.T, paths []string) {
 			if err := os.Remove(paths[1]); err != nil {
 				t.Fatal(err)
@@ -196,7 +237,7 @@ func TestCmdlineNeverCorrupts(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, wantLoadErr: errAny, wantStoreErr: errAny, changed: []bool{true, false}},
-		{name: "one file too large", syslinux: testSyslinux, grub: testGrub + strings.Repeat("#\n", maxBootConfig/2),
+		{name: "one file too large", syslinux: testSyslinux, grub: testGrub + strings.Repeat("#", maxTokenFile),
 			wantLoadErr: errAny, wantStoreErr: errAny, changed: []bool{true, false}},
 	}
 	for _, tt := range tests {
@@ -228,9 +269,12 @@ func TestCmdlineNeverCorrupts(t *testing.T) {
 				if before[i].content != nil {
 					ino = inode(t, p)
 				}
-				same := bytes.Equal(got, before[i].content) && ino == before[i].ino
-				if same == tt.changed[i] {
-					t.Fatalf("%s changed: %t, want %t", p, !same, tt.changed[i])
+				same := bytes.Equal(got, before[i].content)
+				if same == tt.changed[i] || ino != before[i].ino {
+					t.Fatalf("%s changed: %t, want %t (inode %d, was %d: written in place, never replaced)", p, !same, tt.changed[i], ino, before[i].ino)
+				}
+				if len(got) != len(before[i].content) {
+					t.Fatalf("%s: %d bytes, was %d: a token file keeps its size", p, len(got), len(before[i].content))
 				}
 				if tt.changed[i] && !tt.insert && !bytes.Equal(withoutTokens(got), withoutTokens(before[i].content)) {
 					t.Fatalf("%s: more than the token changed", p)

@@ -29,8 +29,10 @@
 //     replacement, and only then credit the old seed to the kernel (DESIGN
 //     rule 2); otherwise mix it at most.
 //   - EditBootConfig sets a token on the kernel lines of a syslinux or GRUB
-//     configuration without touching anything else, for a command-line
-//     seed (which is world-readable, so only ever mixed).
+//     configuration without touching anything else; CmdlineBackend uses it
+//     on the small token files the bootloader configurations include,
+//     which it overwrites in place, for a command-line seed (which is
+//     world-readable, so only ever mixed).
 //
 // Seed bytes are never printable: Record and Loaded keep them behind
 // pointers that fmt prints as addresses, and their String, Format and JSON

@@ -251,6 +251,52 @@ func lockDisk(f *os.File) error {
 	}
 }
 
+// Rewrite writes r over the seed sector times more, in one open of the
+// disk: udev re-probes a disk each time a writer closes it, so one open per
+// write would wake it hundreds of times (WearRewrites). Layout and content
+// are checked once, on a fresh read in this open: the sector must hold r
+// already, as Store left it. It returns how many writes were done.
+func (s SectorBackend) Rewrite(r Record, times int) (done int, err error) {
+	d, err := openDevice(s.Path, s.FileSectorSize, true)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if cerr := d.f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close %s: %w", s.Path, cerr)
+		}
+	}()
+	if d.readOnly {
+		return 0, fmt.Errorf("%s: %w", s.Path, ErrReadOnly)
+	}
+	if err := lockDisk(d.f); err != nil {
+		return 0, fmt.Errorf("%s: %w", s.Path, err)
+	}
+	_, loaded, err := inspectSector(d, d.size, d.sectorSize, s.lba(), s.Foreign)
+	if err != nil {
+		return 0, fmt.Errorf("check %s: %w", s.Path, err)
+	}
+	// Store bound the record it wrote to this medium; r is the record
+	// before that binding.
+	r.Binding = loaded.Record.Binding
+	enc, err := r.Encode()
+	if err != nil {
+		return 0, err
+	}
+	if held, err := loaded.Record.Encode(); loaded.Content != ContentRecord || err != nil || !bytes.Equal(held, enc) {
+		return 0, fmt.Errorf("%s: LBA %d no longer holds the seed just stored: not rewritten", s.Path, s.lba())
+	}
+	sector := make([]byte, d.sectorSize)
+	copy(sector, enc)
+	for range times {
+		if err := d.writeSector(s.lba(), sector); err != nil {
+			return done, fmt.Errorf("%s: %w", s.Path, err)
+		}
+		done++
+	}
+	return done, nil
+}
+
 // device is a block device or disk image, opened for one load or store. All
 // I/O goes through sector-aligned buffers so that it works with O_DIRECT,
 // which makes reads come from the medium rather than the page cache and

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -334,4 +336,95 @@ func BenchmarkSectorStore(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "stores/s")
+}
+
+// closeWrites counts how often path is closed after being opened for
+// writing while run runs: what udev watches block devices for (inotify
+// IN_CLOSE_WRITE), and re-probes the disk after, every time.
+func closeWrites(t *testing.T, path string, run func()) int {
+	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	// Opens too: identical events in a row are merged into one, and an
+	// open between two closes keeps them apart.
+	if _, err := unix.InotifyAddWatch(fd, path, unix.IN_OPEN|unix.IN_CLOSE_WRITE); err != nil {
+		t.Fatal(err)
+	}
+	run()
+	n := 0
+	buf := make([]byte, 1024*unix.SizeofInotifyEvent)
+	for {
+		got, err := unix.Read(fd, buf)
+		if err != nil || got <= 0 {
+			return n
+		}
+		// No names follow the events: the watch is on the file itself.
+		for off := 0; off+unix.SizeofInotifyEvent <= got; off += unix.SizeofInotifyEvent {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			if ev.Mask&unix.IN_CLOSE_WRITE != 0 {
+				n++
+			}
+		}
+	}
+}
+
+// WearRewrites write the new seed up to hundreds of times: in one open of
+// the disk, so udev re-probes it once, not after every write.
+func TestWearRewritesInOneOpen(t *testing.T) {
+	path, b := stick(t, Record{})
+	for attempt := 0; ; attempt++ {
+		var res Result
+		closes := closeWrites(t, path, func() {
+			res = Seeder{Backend: b, Kernel: &FakeKernel{}, WearRewrites: 50, WearRewritesDue: true}.Refresh()
+		})
+		if res.Err != nil || !res.Refreshed {
+			t.Fatalf("Refresh = %+v", res)
+		}
+		if res.Rewrites < 2 && attempt < 20 {
+			// Few rewrites drawn: nothing to tell one open from many.
+			path, b = stick(t, Record{})
+			continue
+		}
+		// The replacement's own store, then the rewrites.
+		if closes != 2 {
+			t.Fatalf("%d rewrites closed the disk after writing %d times, want 2", res.Rewrites, closes)
+		}
+		if _, err := ParseRecord(readSector(t, path, DefaultLBA, 512)); err != nil {
+			t.Fatalf("the sector holds no valid record after the rewrites: %v", err)
+		}
+		return
+	}
+}
+
+// BenchmarkWearRewrites compares 50 rewrites in one open with 50 stores,
+// each opening and checking the disk again, as they were done before.
+func BenchmarkWearRewrites(b *testing.B) {
+	const times = 50
+	path := writeImage(b, b.TempDir(), tailsImage())
+	backend := SectorBackend{Path: path}
+	rec := testRecord(1, 1, true)
+	if err := backend.Store(rec); err != nil {
+		b.Fatal(err)
+	}
+	var stores, rewrites time.Duration
+	for range b.N {
+		start := time.Now()
+		for range times {
+			if err := backend.Store(rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+		stores += time.Since(start)
+		start = time.Now()
+		if _, err := backend.Rewrite(rec, times); err != nil {
+			b.Fatal(err)
+		}
+		rewrites += time.Since(start)
+	}
+	b.ReportMetric(float64(rewrites.Microseconds())/float64(b.N), "µs/50-rewrites")
+	b.ReportMetric(float64(stores.Microseconds())/float64(b.N), "µs/50-stores")
+	b.ReportMetric(float64(stores)/float64(rewrites), "stores/rewrites")
 }

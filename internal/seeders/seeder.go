@@ -15,6 +15,14 @@ type Backend interface {
 	Store(r Record) error
 }
 
+// Rewriter is a backend that can write the record it holds again, many
+// times in one go (SectorBackend): what WearRewrites need.
+type Rewriter interface {
+	// Rewrite writes r, which the location holds already, times more
+	// times, and says how many writes were done.
+	Rewrite(r Record, times int) (int, error)
+}
+
 // Seeder runs the seed protocol for one backend.
 type Seeder struct {
 	Backend Backend
@@ -23,8 +31,13 @@ type Seeder struct {
 	// WearRewrites, if above 1, makes the first write to a location without
 	// a record of ours happen a random 1…WearRewrites times, so the number
 	// of stale copies flash wear levelling keeps does not tell how often the
-	// stick was booted (Tails 6.4 uses 500).
+	// stick was booted (Tails 6.4 uses 500). Seed only says they are due
+	// (Result.WearRewritesDue): hundreds of writes do not belong in the
+	// boot's wait.
 	WearRewrites int
+	// WearRewritesDue: this boot's Seed left the rewrites due; Refresh
+	// does them after its own store, once the gate is open.
+	WearRewritesDue bool
 }
 
 // Result is what one Seed or Refresh did to one backend: the one shape of
@@ -46,10 +59,12 @@ type Result struct {
 	// is its own flag.
 	Refreshed        bool `json:"refreshed"`
 	StoredCreditable bool `json:"stored_creditable"`
-	// Rewrites counts writes beyond the first (WearRewrites).
-	Rewrites     int  `json:"rewrites,omitempty"`
-	CreditedBits int  `json:"credited_bits"`
-	Mixed        bool `json:"mixed"`
+	// Rewrites counts writes beyond the first (WearRewrites);
+	// WearRewritesDue says Seed left them to the next Refresh.
+	Rewrites        int  `json:"rewrites,omitempty"`
+	WearRewritesDue bool `json:"wear_rewrites_due,omitempty"`
+	CreditedBits    int  `json:"credited_bits"`
+	Mixed           bool `json:"mixed"`
 	// Reason is one line for humans: what happened and why.
 	Reason string `json:"reason"`
 	// Error is Err's text; Err keeps it for errors.Is.
@@ -91,7 +106,7 @@ func (s Seeder) Seed() Result {
 		return res
 	}
 	defer loaded.Release()
-	next, storeErr := s.refresh(&res, loaded)
+	_, storeErr := s.refresh(&res, loaded)
 	noCredit := whyNoCredit(loaded, storeErr)
 
 	if seed := loaded.material(); len(seed) > 0 {
@@ -112,11 +127,7 @@ func (s Seeder) Seed() Result {
 		}
 	}
 	res.Reason = seedReason(res, noCredit)
-
-	// Extra wear-levelling writes come last: they must not delay the credit.
-	if res.Refreshed && loaded.Content != ContentRecord {
-		s.rewrite(&res, next)
-	}
+	res.WearRewritesDue = res.Refreshed && loaded.Content != ContentRecord && s.WearRewrites > 1
 	return res
 }
 
@@ -129,11 +140,15 @@ func (s Seeder) Refresh() Result {
 		return res
 	}
 	defer loaded.Release()
-	if _, err := s.refresh(&res, loaded); err != nil {
+	next, err := s.refresh(&res, loaded)
+	if err != nil {
 		res.Reason = "not refreshed: " + err.Error()
 		return res
 	}
 	res.Reason = fmt.Sprintf("refreshed; new seed creditable %t", res.StoredCreditable)
+	if s.WearRewritesDue {
+		s.rewrite(&res, next)
+	}
 	return res
 }
 
@@ -217,7 +232,8 @@ func seedReason(res Result, noCredit string) string {
 	return did
 }
 
-// rewrite stores next again a random 0…WearRewrites-1 more times.
+// rewrite stores next again a random 0…WearRewrites-1 more times, through
+// the backend's Rewriter.
 func (s Seeder) rewrite(res *Result, next Record) {
 	if s.WearRewrites < 2 {
 		return
@@ -228,11 +244,17 @@ func (s Seeder) rewrite(res *Result, next Record) {
 		return
 	}
 	extra := int(binary.LittleEndian.Uint64(b[:]) % uint64(s.WearRewrites))
-	for range extra {
-		if err := s.Backend.Store(next); err != nil {
-			res.fail(fmt.Errorf("wear-levelling rewrite: %w", err))
-			return
-		}
-		res.Rewrites++
+	if extra == 0 {
+		return
+	}
+	rw, ok := s.Backend.(Rewriter)
+	if !ok {
+		res.fail(fmt.Errorf("wear-levelling rewrites: %s cannot rewrite its seed", s.Backend.Name()))
+		return
+	}
+	n, err := rw.Rewrite(next, extra)
+	res.Rewrites = n
+	if err != nil {
+		res.fail(fmt.Errorf("wear-levelling rewrite: %w", err))
 	}
 }

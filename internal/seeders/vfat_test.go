@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -358,28 +360,38 @@ func TestVfatReadOnlyDevice(t *testing.T) {
 
 // The command-line backend on a real vfat: every store puts a new token on
 // the kernel lines, changes nothing else, and leaves the mount read-only.
+// The token files are written in place on a real vfat: the token reaches
+// the disk, the rest stays byte for byte, and the sectors written are
+// counted.
 func TestVfatCmdline(t *testing.T) {
 	dev := freshFAT(t)
-	prepareFAT(t, dev, map[string][]byte{
-		"syslinux/live64.cfg": []byte(testSyslinux),
-		"EFI/debian/grub.cfg": []byte(testGrub),
-	})
+	files := []struct{ rel, orig string }{{"syslinux/entropy-gate.cfg", testSyslinux}, {"EFI/debian/entropy-gate.env", testGrub}}
+	prepareFAT(t, dev, map[string][]byte{files[0].rel: []byte(files[0].orig), files[1].rel: []byte(files[1].orig)})
 	dir := mountFS(t, dev, "vfat", tailsMount)
 	b := CmdlineBackend{Medium: dir}
 	seen := map[string]bool{}
 	for range 2 {
-		res := Seeder{Backend: b, Kernel: &FakeKernel{}}.Seed()
+		before, statErr := sectorsWritten(dev)
+		res := Seeder{Backend: b, Kernel: &FakeKernel{Initialized: true}}.Seed()
 		if !res.Refreshed || res.Err != nil {
 			t.Fatalf("Seed = %+v", res)
 		}
 		assertMountedReadOnly(t, dir, tailsMountFlags...)
-		for _, f := range []struct{ rel, orig string }{{"syslinux/live64.cfg", testSyslinux}, {"EFI/debian/grub.cfg", testGrub}} {
-			got := readFile(t, filepath.Join(dir, f.rel))
+		if after, err := sectorsWritten(dev); err == nil && statErr == nil {
+			t.Logf("one token refresh wrote %d sectors, remounts included", after-before)
+		}
+		// What is read next comes from the disk, not the page cache.
+		if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0); err != nil {
+			t.Fatalf("drop the page cache: %v", err)
+		}
+		for _, f := range files {
+			path := filepath.Join(dir, f.rel)
+			got := readFile(t, path)
 			if !bytes.Equal(withoutTokens(got), []byte(f.orig)) {
 				t.Fatalf("%s: more than the token changed:\n%s", f.rel, got)
 			}
 			tok := tokens(got)[0]
-			if tok == "0" {
+			if tok == noToken {
 				t.Fatalf("%s: token not replaced", f.rel)
 			}
 			seen[tok] = true
@@ -388,6 +400,21 @@ func TestVfatCmdline(t *testing.T) {
 	if len(seen) != 2 {
 		t.Fatalf("tokens %v, want one per store, the same in both files", seen)
 	}
+}
+
+// sectorsWritten reads a block device's count of sectors written
+// (/sys/block/X/stat, field 7), whole disk or partition.
+func sectorsWritten(dev string) (int64, error) {
+	name := filepath.Base(dev)
+	b, err := os.ReadFile(filepath.Join("/sys/class/block", name, "stat"))
+	if err != nil {
+		return 0, err
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) < 7 {
+		return 0, fmt.Errorf("%s: short stat %q", name, b)
+	}
+	return strconv.ParseInt(fields[6], 10, 64)
 }
 
 // TestVfatFindBootDisk finds a stick's disk from its mounted FAT partition,

@@ -144,7 +144,12 @@ func (r *Runner) write(ctx context.Context, action string) []seeders.Result {
 		return nil
 	}
 	defer unlock()
-	results := r.run(ctx, r.Backends, action)
+	backends := r.Backends
+	if action == seeders.ActionRefresh {
+		prior, _ := r.readResults() // none: nothing due
+		backends = PlanRefresh(backends, prior)
+	}
+	results := r.run(ctx, backends, action)
 	r.log(results)
 	return results
 }

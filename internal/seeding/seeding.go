@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -80,11 +81,14 @@ func (k Kernel) Ready() (bool, error) {
 // Backend is a configured seed location and how to run it.
 type Backend struct {
 	seeders.Backend
-	// WearRewrites is passed to the Seeder (sector backends only).
-	WearRewrites int
-	// LoadOnly backends are written once per boot, when loaded, not
-	// again after the gate opens or at shutdown.
-	LoadOnly bool
+	// WearRewrites is passed to the Seeder (sector backends only), and
+	// so is WearRewritesDue (see PlanRefresh).
+	WearRewrites    int
+	WearRewritesDue bool
+	// OncePerBoot backends are written at most once per boot: at the
+	// load, or else at the refresh once the gate is open (see
+	// PlanRefresh); never at shutdown.
+	OncePerBoot bool
 }
 
 // Backends builds the enabled backends in a fixed order. A backend that
@@ -109,8 +113,10 @@ func Backends(c config.Seed, locate Locator) ([]Backend, []seeders.Result) {
 		// line could break the boot.
 		// Once per boot: every rewrite of a bootloader file is a moment
 		// in which pulling the stick could damage it, and the token
-		// only matters for the next boot.
-		backends = append(backends, Backend{Backend: seeders.CmdlineBackend{Medium: c.Medium, Files: c.Cmdline.Files}, LoadOnly: true})
+		// only matters for the next boot. It is only made from an
+		// initialized CRNG, which the load in the initramfs may not
+		// have yet: then the refresh once the gate is open writes it.
+		backends = append(backends, Backend{Backend: seeders.CmdlineBackend{Medium: c.Medium, Files: c.Cmdline.Files}, OncePerBoot: true})
 	}
 	if c.File.Enable {
 		backends = append(backends, Backend{Backend: seeders.FileBackend{Path: c.File.Path}})
@@ -162,8 +168,8 @@ const DefaultGrace = 10 * time.Second
 // run runs action (seeders.ActionLoad, SeedRefresh or SeedSave) on each
 // backend in turn, each bounded by ctx and the grace period: a backend
 // still running then is reported as timed out and left behind, and the
-// backends after it are not tried. LoadOnly backends only take part in
-// loads. Backends may credit only until the deadline: a backend that
+// backends after it are not tried. OncePerBoot backends take no part in
+// saves. Backends may credit only until the deadline: a backend that
 // finishes later, in the grace period or left behind, mixes at most.
 // The caller unlocks the seeds only after run returned.
 func (r *Runner) run(ctx context.Context, backends []Backend, action string) []seeders.Result {
@@ -172,7 +178,7 @@ func (r *Runner) run(ctx context.Context, backends []Backend, action string) []s
 	k := Kernel{Pool: r.Pool, token: token}
 	var out []seeders.Result
 	for _, b := range backends {
-		if b.LoadOnly && action != seeders.ActionLoad {
+		if b.OncePerBoot && action == seeders.ActionSave {
 			continue
 		}
 		if ctx.Err() != nil {
@@ -208,9 +214,26 @@ func runOne(b Backend, k seeders.Kernel, action string) (res seeders.Result) {
 		}
 		res.Action = action
 	}()
-	s := seeders.Seeder{Backend: b.Backend, Kernel: k, WearRewrites: b.WearRewrites}
+	s := seeders.Seeder{Backend: b.Backend, Kernel: k, WearRewrites: b.WearRewrites, WearRewritesDue: b.WearRewritesDue}
 	if action == seeders.ActionLoad {
 		return s.Seed()
 	}
 	return s.Refresh()
+}
+
+// PlanRefresh is what the refresh once the gate is open writes, given
+// what this boot's load did (prior, the load's results): OncePerBoot
+// backends only if the load did not write them, with their wear-levelling
+// rewrites if the load left them due.
+func PlanRefresh(backends []Backend, prior []seeders.Result) []Backend {
+	var out []Backend
+	for _, b := range backends {
+		loaded := func(s seeders.Result) bool { return s.Backend == b.Name() && s.Action == seeders.ActionLoad }
+		if b.OncePerBoot && slices.ContainsFunc(prior, func(s seeders.Result) bool { return loaded(s) && s.Refreshed }) {
+			continue
+		}
+		b.WearRewritesDue = slices.ContainsFunc(prior, func(s seeders.Result) bool { return loaded(s) && s.WearRewritesDue })
+		out = append(out, b)
+	}
+	return out
 }

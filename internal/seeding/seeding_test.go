@@ -153,7 +153,7 @@ func TestBackendsBuildsEveryKind(t *testing.T) {
 	}
 	fat, ok1 := backends[1].Backend.(seeders.FATBackend)
 	cmdline, ok2 := backends[2].Backend.(seeders.CmdlineBackend)
-	if !ok1 || !ok2 || fat.Medium != "/media/stick" || fat.Path != c.FAT.Path || cmdline.Insert || !slices.Equal(cmdline.Files, c.Cmdline.Files) || !backends[2].LoadOnly {
+	if !ok1 || !ok2 || fat.Medium != "/media/stick" || fat.Path != c.FAT.Path || cmdline.Insert || !slices.Equal(cmdline.Files, c.Cmdline.Files) || !backends[2].OncePerBoot {
 		t.Errorf("FAT %+v, cmdline %+v", backends[1].Backend, backends[2].Backend)
 	}
 	if backends[0].WearRewrites != c.Sector.WearRewrites || backends[1].WearRewrites != 0 {
@@ -197,17 +197,81 @@ func TestRunSurvivesACrashingBackend(t *testing.T) {
 	}
 }
 
-func TestLoadOnlyBackendsSkipRefreshAndSave(t *testing.T) {
-	c := fileConfig(t)
-	backends, _ := Backends(c, nil)
-	backends[0].LoadOnly = true
-	for _, action := range []string{seeders.ActionRefresh, seeders.ActionSave} {
-		if got := runner(fakePool()).run(context.Background(), backends, action); len(got) != 0 {
-			t.Errorf("%s ran a load-only backend: %+v", action, got)
-		}
+// A once-per-boot backend (the command-line token) is written by the load,
+// or else by the refresh once the gate is open; never by a save.
+func TestOncePerBootBackends(t *testing.T) {
+	tests := []struct {
+		name        string
+		loadWrote   bool
+		wantRefresh bool
+	}{
+		{name: "written at load: not again", loadWrote: true, wantRefresh: false},
+		{name: "not written at load (CRNG not initialized): at the refresh", loadWrote: false, wantRefresh: true},
 	}
-	if got := runner(fakePool()).run(context.Background(), backends, seeders.ActionLoad); len(got) != 1 {
-		t.Errorf("load skipped a load-only backend")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := fileConfig(t)
+			backends, _ := Backends(c, nil)
+			backends[0].OncePerBoot = true
+			prior := []seeders.Result{{Backend: backends[0].Name(), Action: seeders.ActionLoad, Loaded: true, Refreshed: tt.loadWrote}}
+			got := runner(fakePool()).run(context.Background(), PlanRefresh(backends, prior), seeders.ActionRefresh)
+			if (len(got) == 1) != tt.wantRefresh {
+				t.Errorf("refresh results %+v, want a refresh %t", got, tt.wantRefresh)
+			}
+			if got := runner(fakePool()).run(context.Background(), backends, seeders.ActionSave); len(got) != 0 {
+				t.Errorf("save ran a once-per-boot backend: %+v", got)
+			}
+		})
+	}
+}
+
+// sectorLike keeps a record in memory and counts its rewrites, as a
+// sector backend would do them.
+type sectorLike struct {
+	held     []byte
+	rewrites int
+}
+
+func (s *sectorLike) Name() string { return "sector-like" }
+
+func (s *sectorLike) Load() (seeders.Loaded, error) {
+	return seeders.Classify(append(s.held, make([]byte, 512-len(s.held))...), seeders.ForeignRefuse)
+}
+
+func (s *sectorLike) Store(r seeders.Record) (err error) {
+	s.held, err = r.Encode()
+	return err
+}
+
+func (s *sectorLike) Rewrite(r seeders.Record, times int) (int, error) {
+	s.rewrites += times
+	return times, s.Store(r)
+}
+
+// The first write to a location is repeated (WearRewrites) after the gate
+// opens, in the refresh, not within the boot's load budget.
+func TestWearRewritesWaitForTheRefresh(t *testing.T) {
+	for attempt := 0; ; attempt++ {
+		loc := &sectorLike{}
+		backends := []Backend{{Backend: loc, WearRewrites: 50}}
+		load := runner(fakePool()).run(context.Background(), backends, seeders.ActionLoad)
+		if loc.rewrites != 0 || len(load) != 1 || !load[0].WearRewritesDue {
+			t.Fatalf("the load rewrote %d times, results %+v; want none, and rewrites due", loc.rewrites, load)
+		}
+		runner(fakePool()).run(context.Background(), PlanRefresh(backends, load), seeders.ActionRefresh)
+		if loc.rewrites == 0 && attempt < 10 {
+			continue // drew 0 of 0…49
+		}
+		if loc.rewrites == 0 {
+			t.Fatal("the refresh after the load did no rewrite")
+		}
+		before := loc.rewrites
+		// A later refresh or save, or the next boot's load: none due.
+		runner(fakePool()).run(context.Background(), backends, seeders.ActionSave)
+		if loc.rewrites != before {
+			t.Errorf("a save rewrote %d more times", loc.rewrites-before)
+		}
+		return
 	}
 }
 
