@@ -214,6 +214,9 @@ func saveArtifact(t testing.TB, suffix, text string) {
 		return
 	}
 	name := "live-" + strings.NewReplacer("/", "-", " ", "-", ":", "").Replace(t.Name()) + "." + suffix
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Error(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 		t.Error(err)
 	}
