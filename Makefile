@@ -21,6 +21,7 @@ TEST_TIMEOUT ?= 40m
 # at the same time give each its own.
 OUT ?= bin
 LOCALEOUT ?= build/locale
+MANOUT ?= build/man
 BINARIES := $(OUT)/entropy-gate $(OUT)/entropy-notify
 
 # The main job: boot the real kernel in QEMU and show how the gate waits.
@@ -28,7 +29,7 @@ BINARIES := $(OUT)/entropy-gate $(OUT)/entropy-notify
 demo:
 	$(GO) run ./internal/demo
 
-.PHONY: all build test unit lint fuzz fuzz-short bench run install clean deps pot po mo check-po survey
+.PHONY: all build test unit lint fuzz fuzz-short bench run install clean deps pot po mo check-po survey man
 
 all: build
 
@@ -109,12 +110,21 @@ check-po:
 	@diff -u build/entropy-gate.pot.committed po/entropy-gate.pot || { echo "po/entropy-gate.pot is stale: run make po and commit"; exit 1; }
 	for l in $(LINGUAS); do msgfmt --check --statistics -o /dev/null po/$$l.po; done
 
-install: build mo
+# Manual pages, from one markdown source each in docs/man (go-md2man).
+MANPAGES := $(basename $(notdir $(wildcard docs/man/*.md)))
+
+man:
+	mkdir -p $(MANOUT)
+	for p in $(MANPAGES); do go-md2man -in docs/man/$$p.md -out $(MANOUT)/$$p; done
+
+install: build mo man
 	install -D -m 0755 $(OUT)/entropy-gate $(DESTDIR)$(SBINDIR)/entropy-gate
 	install -D -m 0755 $(OUT)/entropy-notify $(DESTDIR)$(BINDIR)/entropy-notify
 	install -D -m 0644 units/user/entropy-notify.service $(DESTDIR)$(PREFIX)/lib/systemd/user/entropy-notify.service
-	install -d $(DESTDIR)$(PREFIX)/lib/systemd/user/graphical-session.target.wants
-	ln -sf ../entropy-notify.service $(DESTDIR)$(PREFIX)/lib/systemd/user/graphical-session.target.wants/entropy-notify.service
+	@# Enabled by presets (systemctl preset, or the package's maintainer
+	@# scripts), not by links under /usr, so that disable can undo it.
+	install -D -m 0644 units/system-preset/80-entropy-gate.preset $(DESTDIR)$(PREFIX)/lib/systemd/system-preset/80-entropy-gate.preset
+	install -D -m 0644 units/user-preset/80-entropy-gate.preset $(DESTDIR)$(PREFIX)/lib/systemd/user-preset/80-entropy-gate.preset
 	install -D -m 0644 units/autostart/entropy-notify.desktop $(DESTDIR)$(SYSCONFDIR)/xdg/autostart/entropy-notify.desktop
 	install -D -m 0644 units/applications/org.boum.tails.EntropyNotify.desktop $(DESTDIR)$(PREFIX)/share/applications/org.boum.tails.EntropyNotify.desktop
 	install -D -m 0644 internal/config/entropy-gate.conf $(DESTDIR)$(SYSCONFDIR)/entropy-gate/entropy-gate.conf
@@ -128,6 +138,8 @@ install: build mo
 	install -D -m 0644 units/dbus/org.boum.tails.EntropyGate1.xml $(DESTDIR)$(PREFIX)/share/dbus-1/interfaces/org.boum.tails.EntropyGate1.xml
 	for l in $(LINGUAS); do install -D -m 0644 $(LOCALEOUT)/$$l/LC_MESSAGES/entropy-gate.mo \
 		$(DESTDIR)$(PREFIX)/share/locale/$$l/LC_MESSAGES/entropy-gate.mo; done
+	for p in $(MANPAGES); do install -D -m 0644 $(MANOUT)/$$p \
+		$(DESTDIR)$(PREFIX)/share/man/man$${p##*.}/$$p; done
 
 clean:
 	rm -rf bin build

@@ -93,14 +93,14 @@ func newSystemGuest(t *testing.T) *systemGuest {
 // build would.
 func makeInstall(t *testing.T) string {
 	t.Helper()
-	for _, tool := range []string{"make", "msgfmt"} {
+	for _, tool := range []string{"make", "msgfmt", "go-md2man"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("make install needs %s (Debian packages make, gettext)", tool)
+			t.Skipf("make install needs %s (Debian packages make, gettext, go-md2man)", tool)
 		}
 	}
 	root := t.TempDir()
 	build := t.TempDir()
-	out, err := exec.Command("make", "-s", "-C", "../..", "install", "DESTDIR="+root, "PREFIX=/usr", "OUT="+build+"/bin", "LOCALEOUT="+build+"/locale").CombinedOutput()
+	out, err := exec.Command("make", "-s", "-C", "../..", "install", "DESTDIR="+root, "PREFIX=/usr", "OUT="+build+"/bin", "LOCALEOUT="+build+"/locale", "MANOUT="+build+"/man").CombinedOutput()
 	if err != nil {
 		t.Fatalf("make install: %v\n%s", err, out)
 	}
