@@ -29,7 +29,7 @@ BINARIES := $(OUT)/entropy-gate $(OUT)/entropy-notify
 demo:
 	$(GO) run ./internal/demo
 
-.PHONY: all build test unit lint fuzz fuzz-short bench run install clean deps pot po mo check-po survey man deb
+.PHONY: all build test unit lint fuzz fuzz-short bench run install clean deps pot po mo check-po survey man deb spdx
 
 all: build
 
@@ -155,6 +155,11 @@ deb:
 	cd $(DEBSRC) && if dpkg-checkbuilddeps; then deps=; else \
 		echo "building with $(GO) without the build-dependency check" >&2; deps=-d; fi; \
 		GO=$(GO) dpkg-buildpackage -b -us -uc $$deps
+
+# Adds the SPDX licence line to every tracked file that should carry one
+# and lacks it (which files: internal/licensing/doc.go).
+spdx:
+	$(GO) run ./internal/licensing/spdx $(CURDIR)
 
 clean:
 	rm -rf bin build
