@@ -1,21 +1,27 @@
 package licensing
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
-// TrackedFiles lists the files git tracks under root, as slash-separated
-// paths relative to it.
-func TrackedFiles(root string) ([]string, error) {
-	out, err := exec.Command("git", "-C", root, "ls-files", "-z").Output()
+// ProjectFiles lists the files of the git checkout at root that git
+// tracks or would track (new files not ignored), as slash-separated paths
+// relative to root.
+func ProjectFiles(root string) ([]string, error) {
+	out, err := exec.Command("git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
 	if err != nil {
 		return nil, fmt.Errorf("list files with git ls-files: %w", err)
 	}
-	return strings.FieldsFunc(string(out), func(r rune) bool { return r == 0 }), nil
+	files := strings.FieldsFunc(string(out), func(r rune) bool { return r == 0 })
+	slices.Sort(files)
+	return files, nil
 }
 
 // Missing returns the files that should carry the SPDX line but do not.
@@ -23,6 +29,9 @@ func Missing(root string, files []string) ([]string, error) {
 	var missing []string
 	for _, f := range files {
 		content, err := os.ReadFile(filepath.Join(root, f))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted, not yet committed
+		}
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", f, err)
 		}
@@ -40,6 +49,9 @@ func AddMissing(root string, files []string) ([]string, error) {
 	for _, f := range files {
 		p := filepath.Join(root, f)
 		content, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			return changed, fmt.Errorf("read %s: %w", f, err)
 		}

@@ -28,9 +28,8 @@ var (
 // hashByName are the file names and extensions, after any ".in", whose
 // comments start with #.
 var hashByName = map[string]bool{
-	"Makefile": true,
-	".sh": true, ".py": true, ".service": true, ".conf": true, ".preset": true, ".desktop": true,
-	".po": true, ".lintian-overrides": true,
+	"Makefile": true, ".sh": true, ".py": true, ".service": true, ".conf": true, ".preset": true,
+	".desktop": true, ".po": true, ".lintian-overrides": true,
 }
 
 // skippedDirs hold files that are data, not code of ours.

@@ -71,25 +71,29 @@ func TestAddMissingThenNothingIsMissing(t *testing.T) {
 		t.Skip("git not installed (apt-get install git)")
 	}
 	root := t.TempDir()
-	files := map[string]string{"a.go": "package a\n", "run": "#!/bin/sh\n", "notes.md": "# notes\n"}
+	files := map[string]string{"a.go": "package a\n", "run": "#!/bin/sh\n", "notes.md": "# notes\n", "new.py": "pass\n", "gone.go": "package a\n"}
 	for name, text := range files {
 		if err := os.WriteFile(filepath.Join(root, name), []byte(text), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, args := range [][]string{{"init", "-q"}, {"add", "."}} {
+	for _, args := range [][]string{{"init", "-q"}, {"add", "a.go", "run", "notes.md", "gone.go"}} {
 		if out, err := exec.Command("git", append([]string{"-C", root}, args...)...).CombinedOutput(); err != nil {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
 	}
-	tracked, err := TrackedFiles(root)
+	// A new file counts before it is added; a deleted one no longer does.
+	if err := os.Remove(filepath.Join(root, "gone.go")); err != nil {
+		t.Fatal(err)
+	}
+	tracked, err := ProjectFiles(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if missing, err := Missing(root, tracked); err != nil || !slices.Equal(missing, []string{"a.go", "run"}) {
-		t.Errorf("Missing = %q, %v; want a.go and run", missing, err)
+	if missing, err := Missing(root, tracked); err != nil || !slices.Equal(missing, []string{"a.go", "new.py", "run"}) {
+		t.Errorf("Missing = %q, %v; want a.go, new.py and run", missing, err)
 	}
-	if changed, err := AddMissing(root, tracked); err != nil || !slices.Equal(changed, []string{"a.go", "run"}) {
+	if changed, err := AddMissing(root, tracked); err != nil || !slices.Equal(changed, []string{"a.go", "new.py", "run"}) {
 		t.Errorf("AddMissing changed %q, %v", changed, err)
 	}
 	if info, err := os.Stat(filepath.Join(root, "run")); err != nil {

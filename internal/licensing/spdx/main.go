@@ -24,7 +24,7 @@ func run() error {
 		return fmt.Errorf("usage: spdx REPOSITORY-ROOT")
 	}
 	root := os.Args[1]
-	files, err := licensing.TrackedFiles(root)
+	files, err := licensing.ProjectFiles(root)
 	if err != nil {
 		return err
 	}
