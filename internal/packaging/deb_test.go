@@ -135,6 +135,9 @@ func installRemovePurge(t *testing.T, deb string) {
 	debInRoot := "/tmp/" + filepath.Base(deb)
 	copyFile(t, deb, filepath.Join(root, debInRoot))
 	inChroot("dpkg", "--install", debInRoot)
+	// Again, as an upgrade runs the maintainer scripts: over an installed
+	// version, with its conffiles in place.
+	inChroot("dpkg", "--install", debInRoot)
 	if err := os.Remove(filepath.Join(root, debInRoot)); err != nil {
 		t.Fatal(err)
 	}
