@@ -1,4 +1,3 @@
-# SPDX-License-Identifier: GPL-3.0-or-later
 # entropy-gate — see README.md.
 
 GO := $(shell .ci/find-go)

@@ -1,5 +1,3 @@
-// SPDX-License-Identifier: GPL-3.0-or-later
-
 // Package gatestate is the gate's state file, /run/entropy-gate/state.json:
 // what the gate is doing and how its wait ended, for the CLI's status, the
 // desktop notifier and the D-Bus service to read. It never holds secrets.

@@ -1,5 +1,3 @@
-// SPDX-License-Identifier: GPL-3.0-or-later
-
 // Package seeding runs the configured seed backends for the gate and the
 // CLI: it builds them from the [Seed.*] configuration, runs the load,
 // refresh or save protocol on each with a deadline (a vanished device
