@@ -36,6 +36,7 @@ OUT ?= bin
 LOCALEOUT ?= build/locale
 # Translated desktop files, beside the compiled translations.
 DESKTOPOUT ?= $(dir $(LOCALEOUT))desktop
+MANOUT ?= build/man
 BINARIES := $(OUT)/entropy-gate $(OUT)/entropy-notify
 
 # The main job: boot the real kernel in QEMU and show how the gate waits.
@@ -43,7 +44,7 @@ BINARIES := $(OUT)/entropy-gate $(OUT)/entropy-notify
 demo: deps
 	$(GO) run ./internal/cmd/demo
 
-.PHONY: all build test unit lint fuzz fuzz-short bench run install clean deps pot po mo desktop check-po survey version
+.PHONY: all build test unit lint fuzz fuzz-short bench run install clean deps pot po mo desktop check-po survey version man deb spdx
 
 all: build
 
@@ -157,12 +158,21 @@ check-po:
 	for l in $(LINGUAS); do msgfmt --check --statistics -o /dev/null po/$$l.po; done
 	@for f in po/*.po; do l=$$(basename $$f .po); echo " $(LINGUAS) " | grep -q " $$l " || { echo "po/LINGUAS lacks $$l"; exit 1; }; done
 
-install: build mo desktop
+# Manual pages, from one markdown source each in docs/man (go-md2man).
+MANPAGES := $(basename $(notdir $(wildcard docs/man/*.md)))
+
+man:
+	mkdir -p $(MANOUT)
+	for p in $(MANPAGES); do go-md2man -in docs/man/$$p.md -out $(MANOUT)/$$p; done
+
+install: build mo desktop man
 	install -D -m 0755 $(OUT)/entropy-gate $(DESTDIR)$(SBINDIR)/entropy-gate
 	install -D -m 0755 $(OUT)/entropy-notify $(DESTDIR)$(BINDIR)/entropy-notify
 	install -D -m 0644 units/user/entropy-notify.service $(DESTDIR)$(PREFIX)/lib/systemd/user/entropy-notify.service
-	install -d $(DESTDIR)$(PREFIX)/lib/systemd/user/graphical-session.target.wants
-	ln -sf ../entropy-notify.service $(DESTDIR)$(PREFIX)/lib/systemd/user/graphical-session.target.wants/entropy-notify.service
+	@# Enabled by presets (systemctl preset, or the package's maintainer
+	@# scripts), not by links under /usr, so that disable can undo it.
+	install -D -m 0644 units/system-preset/80-entropy-gate.preset $(DESTDIR)$(PREFIX)/lib/systemd/system-preset/80-entropy-gate.preset
+	install -D -m 0644 units/user-preset/80-entropy-gate.preset $(DESTDIR)$(PREFIX)/lib/systemd/user-preset/80-entropy-gate.preset
 	install -D -m 0644 $(DESKTOPOUT)/autostart/entropy-notify.desktop $(DESTDIR)$(SYSCONFDIR)/xdg/autostart/entropy-notify.desktop
 	install -D -m 0644 $(DESKTOPOUT)/applications/org.boum.tails.EntropyNotify.desktop $(DESTDIR)$(PREFIX)/share/applications/org.boum.tails.EntropyNotify.desktop
 	install -D -m 0644 internal/config/entropy-gate.conf $(DESTDIR)$(SYSCONFDIR)/entropy-gate/entropy-gate.conf
@@ -177,6 +187,28 @@ install: build mo desktop
 	install -D -m 0644 units/catalog/entropy-gate.catalog $(DESTDIR)$(PREFIX)/lib/systemd/catalog/entropy-gate.catalog
 	for l in $(LINGUAS); do install -D -m 0644 $(LOCALEOUT)/$$l/LC_MESSAGES/entropy-gate.mo \
 		$(DESTDIR)$(PREFIX)/share/locale/$$l/LC_MESSAGES/entropy-gate.mo; done
+	for p in $(MANPAGES); do install -D -m 0644 $(MANOUT)/$$p \
+		$(DESTDIR)$(PREFIX)/share/man/man$${p##*.}/$$p; done
+
+# The Debian package: a copy of the tree in $(DEBOUT)/entropy-gate, its Go
+# modules vendored there, built offline by dpkg-buildpackage; the .deb
+# lands in $(DEBOUT). Where the build dependencies are not met (Debian
+# 12's Go is too old) it builds with $(GO) and -d: see debian/README.source.
+DEBOUT ?= build/deb
+DEBSRC = $(DEBOUT)/entropy-gate
+
+deb:
+	rm -rf $(DEBOUT) && mkdir -p $(DEBSRC)
+	tar --exclude=./.git --exclude=./.cache --exclude=./bin --exclude=./build --exclude=./vendor -cf - . | tar -C $(DEBSRC) -xf -
+	cd $(DEBSRC) && GOFLAGS=-mod=mod $(GO) mod vendor
+	cd $(DEBSRC) && if dpkg-checkbuilddeps; then deps=; else \
+		echo "building with $(GO) without the build-dependency check" >&2; deps=-d; fi; \
+		GO=$(GO) dpkg-buildpackage -b -us -uc $$deps
+
+# Adds the SPDX licence line to every tracked file that should carry one
+# and lacks it (which files: internal/licensing/doc.go).
+spdx:
+	$(GO) run ./internal/licensing/spdx $(CURDIR)
 
 clean:
 	rm -rf bin build

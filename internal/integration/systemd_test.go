@@ -94,7 +94,7 @@ func newSystemGuest(t *testing.T) *systemGuest {
 // build would.
 func makeInstall(t *testing.T) string {
 	t.Helper()
-	testenv.NeedCommands(t, "make", "msgfmt") // for make install
+	testenv.NeedCommands(t, "make", "msgfmt", "go-md2man") // for make install
 	root := t.TempDir()
 	if err := vmtest.MakeInstall(context.Background(), root, t.TempDir()); errors.Is(err, vmtest.ErrUnavailable) {
 		t.Skip(err)

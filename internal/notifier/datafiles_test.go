@@ -67,7 +67,7 @@ func TestUserUnitVerifies(t *testing.T) {
 	if err != nil || len(out) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
-	for _, want := range []string{"PartOf=graphical-session.target", "WantedBy=graphical-session.target"} {
+	for _, want := range []string{"PartOf=graphical-session.target", "WantedBy=graphical-session.target", "ConditionUser=!@system"} {
 		if !strings.Contains(text, want+"\n") {
 			t.Errorf("%s lacks %s", userUnit, want)
 		}

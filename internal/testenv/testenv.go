@@ -42,6 +42,7 @@ var debianPackages = map[string]string{
 	"depmod":                "kmod",
 	"chroot":                "coreutils",
 	"xorriso":               "xorriso",
+	"go-md2man":             "go-md2man",
 	"gjs":                   "gjs",
 	"dbus-run-session":      "dbus-daemon",
 }

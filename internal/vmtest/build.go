@@ -39,20 +39,18 @@ func Build(ctx context.Context, pkg, dir string) (string, error) {
 
 // MakeInstall runs "make install" of the module into destDir, as a
 // package build would (PREFIX=/usr), building in buildDir so that runs at
-// the same time never share a build. Without make or msgfmt the error
-// wraps ErrUnavailable.
+// the same time never share a build. Without make, msgfmt or go-md2man
+// the error wraps ErrUnavailable.
 func MakeInstall(ctx context.Context, destDir, buildDir string) error {
-	for _, tool := range []struct{ command, pkg string }{{"make", "make"}, {"msgfmt", "gettext"}} {
-		if _, err := toolPath(tool.command); err != nil {
-			return fmt.Errorf("%w: make install needs %s (apt-get install %s)", ErrUnavailable, tool.command, tool.pkg)
-		}
+	if err := needCommands("make", "msgfmt", "go-md2man"); err != nil {
+		return err
 	}
 	root, err := moduleRoot()
 	if err != nil {
 		return err
 	}
 	if _, err := run(ctx, "", "make", "-s", "-C", root, "install", "DESTDIR="+destDir, "PREFIX=/usr",
-		"OUT="+filepath.Join(buildDir, "bin"), "LOCALEOUT="+filepath.Join(buildDir, "locale")); err != nil {
+		"OUT="+filepath.Join(buildDir, "bin"), "LOCALEOUT="+filepath.Join(buildDir, "locale"), "MANOUT="+filepath.Join(buildDir, "man")); err != nil {
 		return fmt.Errorf("make install: %w", err)
 	}
 	return nil
