@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
 # entropy-gate — see README.md.
 
 GO := $(shell .ci/find-go)

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Package units holds entropy-gate's systemd units and drop-ins; its test
 // checks them with systemd's own verifier.
 package units

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Command entropy-gate keeps services that need strong randomness waiting
 // until the kernel's random number generator is initialized.
 package main

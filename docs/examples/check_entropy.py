@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Check that the kernel's random number generator is ready before making
 long-term keys, as the persistent storage assistant does: ask entropy-gate
 on the system bus and, if told to, wait for it.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Package man holds the manual pages' markdown sources; its test renders
 // the pages built from them as man-db does and fails on any warning.
 package man

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Package cli is the entropy-gate command: the gate service (run), the
 // precondition check other programs call (status, wait), and
 // configuration checking. cmd/entropy-gate only wires it to the process.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Package dbusapi is entropy-gate's status service on the system bus:
 // org.boum.tails.EntropyGate1, whose read-only properties say whether the
 // kernel's random number generator is ready by the gate's rule (the same

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Package doctor explains a machine's randomness situation: which kernel
 // semantics are in force, whether and when the CRNG initialized, which
 // sources feed it (hardware RNG, CPU RNG, bootloader, seeds, daemons),

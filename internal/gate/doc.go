@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Package gate is entropy-gate's core: it waits until the kernel's CRNG is
 // initialized and the configured entropy threshold is met, or a timeout
 // expires, and reports progress to sinks on the way (systemd's notify

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Package i18n translates what a person reads: notifications, boot splash
 // and console progress, and the CLI's human output. Machine output (JSON,
 // journal field names, state files) is never translated.

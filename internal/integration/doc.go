@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Package integration holds the end-to-end tests: entropy-gate and
 // entropy-notify as built, run in a QEMU guest on Debian's real kernel
 // (internal/vmtest), whose CRNG stays uninitialized until a scenario

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Package licensing knows which of the project's files carry an SPDX
 // licence line, in which comment syntax and where, and adds the line to
 // files that lack it (make spdx runs its command, spdx).

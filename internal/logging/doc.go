@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Package logging writes entropy-gate's log lines at a priority that their
 // reader understands: with the sd-daemon "<N>" prefix where stderr is the
 // journal's stream (systemd services) or the kernel log (the initramfs,

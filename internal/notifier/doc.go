@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Package notifier is entropy-notify: it warns the desktop user, with one
 // notification on the session bus, whenever the kernel's random number
 // generator or the boot's seeding is not in a good state, and withdraws the

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 package plymouth
 
 // Sink shows one line of boot progress. Show and Clear return quickly and

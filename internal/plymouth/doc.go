@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Package plymouth shows one line of boot progress on the Plymouth boot
 // splash, or on the kernel console when no splash answers.
 //

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Package pool is the kernel's random number generator as entropy-gate sees
 // it: whether the CRNG is initialized (getrandom's word, never a /proc
 // number), how much entropy the kernel reports, which pool semantics are in

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Package seeders carries a random seed across boots on the boot medium and
 // hands it to the kernel without ever crediting a seed twice.
 //

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Package seeding runs the configured seed backends for the gate and the
 // CLI. A Runner builds them from the [Seed.*] configuration and owns what
 // a process needs to use them safely: the seed lock shared by every

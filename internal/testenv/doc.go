@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Package testenv says which host commands the tests and the QEMU lab
 // need and which are missing, with the Debian package that ships each.
 //

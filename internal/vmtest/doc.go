@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Package vmtest boots Debian's real Linux kernel under QEMU with our
 // static binaries in an initramfs, runs a scenario in the guest and
 // returns its timestamped events to Go tests.

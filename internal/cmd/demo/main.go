@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Command demo boots Debian's real kernel under QEMU with entropy-gate
 // inside and prints, for people, how each boot waits for the kernel's
 // random number generator: without any help, and with a hardware RNG;

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Command survey boots Debian's real kernel under QEMU in each
 // configuration that matters for boot entropy — no help with a passive
 // and an active gate, virtio-rng, a trusted RDRAND, a credited and a

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Command spdx adds the SPDX licence line to every file git tracks that
 // should carry one and lacks it, and names each file it changed (make
 // spdx). Which files, and how, is package licensing's business.

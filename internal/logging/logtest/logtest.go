@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Package logtest gives tests a stand-in for the journal's stream
 // transport: a Unix stream socket that a child process gets as stderr,
 // named by $JOURNAL_STREAM as systemd names the journal's.

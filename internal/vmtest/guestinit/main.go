@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Command guestinit is /init of the vmtest guest. As PID 1 it mounts the
 // kernel file systems, loads the kernel modules the host packed, runs the
 // scenario from protocol.ScenarioPath, prints every result as an event

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+
 // Package protocol is the contract between the vmtest host and the guest
 // init: the scenario language the host hands to the guest, and the event
 // lines the guest prints on the serial console for the host to parse.
