@@ -107,7 +107,12 @@ func Backends(c config.Seed, locate Locator) ([]Backend, []seeders.Result) {
 		}
 	}
 	if c.FAT.Enable {
-		backends = append(backends, Backend{Backend: seeders.FATBackend{Medium: c.Medium, Path: c.FAT.Path}})
+		images, err := imageDiskGUIDs(c)
+		if err != nil {
+			failed = append(failed, seeders.Result{Backend: "fat", Action: seeders.ActionLoad, Reason: "not used: " + err.Error(), Error: err.Error()})
+		} else {
+			backends = append(backends, Backend{Backend: seeders.FATBackend{Medium: c.Medium, Path: c.FAT.Path, ImageDiskGUIDs: images}})
+		}
 	}
 	if c.Cmdline.Enable {
 		// Only lines that already carry the token change: the image
@@ -133,18 +138,30 @@ type Locator interface {
 
 var _ Locator = seeders.SystemMounts{}
 
+// imageDiskGUIDs are the configured disk GUIDs of published images, whose
+// seeds are everyone's: the sector and the FAT seed both check them.
+func imageDiskGUIDs(c config.Seed) ([]seeders.GUID, error) {
+	var guids []seeders.GUID
+	for _, s := range c.Sector.ImageDiskGUIDs {
+		g, err := seeders.ParseGUID(s)
+		if err != nil {
+			return nil, fmt.Errorf("image disk GUID %q: %w", s, err)
+		}
+		guids = append(guids, g)
+	}
+	return guids, nil
+}
+
 func sectorBackend(c config.Seed, locate Locator) (seeders.SectorBackend, error) {
 	b := seeders.SectorBackend{Path: c.Sector.Device, LBA: c.Sector.LBA}
 	if c.Sector.LegacySector == "mix" {
 		b.Foreign = seeders.ForeignMix
 	}
-	for _, s := range c.Sector.ImageDiskGUIDs {
-		g, err := seeders.ParseGUID(s)
-		if err != nil {
-			return b, fmt.Errorf("image disk GUID %q: %w", s, err)
-		}
-		b.ImageDiskGUIDs = append(b.ImageDiskGUIDs, g)
+	images, err := imageDiskGUIDs(c)
+	if err != nil {
+		return b, err
 	}
+	b.ImageDiskGUIDs = images
 	if b.Path == "auto" {
 		if locate == nil {
 			return b, errors.New("no way to find the boot disk here: configure Device=")

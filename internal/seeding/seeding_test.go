@@ -149,6 +149,8 @@ func TestBackendsBuildsEveryKind(t *testing.T) {
 	c.Medium = "/media/stick"
 	c.Sector.Enable, c.Sector.Device = true, "/dev/sdz"
 	c.FAT.Enable, c.Cmdline.Enable, c.File.Enable = true, true, true
+	const image = "00112233-4455-6677-8899-AABBCCDDEEFF"
+	c.Sector.ImageDiskGUIDs = []string{image}
 	backends, failed := Backends(c, nil)
 	if len(failed) != 0 || len(backends) != 4 {
 		t.Fatalf("backends %v, failed %v", backends, failed)
@@ -157,6 +159,10 @@ func TestBackendsBuildsEveryKind(t *testing.T) {
 	cmdline, ok2 := backends[2].Backend.(seeders.CmdlineBackend)
 	if !ok1 || !ok2 || fat.Medium != "/media/stick" || fat.Path != c.FAT.Path || cmdline.Insert || !slices.Equal(cmdline.Files, c.Cmdline.Files) || !backends[2].OncePerBoot {
 		t.Errorf("FAT %+v, cmdline %+v", backends[1].Backend, backends[2].Backend)
+	}
+	// A published image's seed is everyone's, on the FAT as in the sector.
+	if want, _ := seeders.ParseGUID(image); len(fat.ImageDiskGUIDs) != 1 || fat.ImageDiskGUIDs[0] != want {
+		t.Errorf("FAT image disk GUIDs %v, want %s", fat.ImageDiskGUIDs, image)
 	}
 	if backends[0].WearRewrites != c.Sector.WearRewrites || backends[1].WearRewrites != 0 {
 		t.Errorf("wear rewrites apply to the sector only")
