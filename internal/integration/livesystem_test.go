@@ -104,11 +104,18 @@ func newLiveLab(t testing.TB) *liveLab {
 			return
 		}
 		defer os.RemoveAll(build)
-		if liveShared.err = vmtest.MakeInstall(ctx, liveShared.tree, build); liveShared.err != nil {
+		// The live system installs the Debian package, as Tails would;
+		// its files, unpacked, are the tree the installer step runs from.
+		var deb string
+		if deb, liveShared.err = vmtest.MakeDeb(ctx, build); liveShared.err != nil {
+			return
+		}
+		if _, liveShared.err = exec.CommandContext(ctx, "dpkg-deb", "-x", deb, liveShared.tree).Output(); liveShared.err != nil {
+			liveShared.err = fmt.Errorf("dpkg-deb -x: %w", liveShared.err)
 			return
 		}
 		start := time.Now()
-		liveShared.live, liveShared.err = lab.PrepareLive(ctx, vmtest.LiveRecipe{Tree: liveShared.tree})
+		liveShared.live, liveShared.err = lab.PrepareLive(ctx, vmtest.LiveRecipe{Package: deb})
 		if liveShared.err == nil {
 			t.Logf("%v; prepared in %v", liveShared.live, time.Since(start).Round(100*time.Millisecond))
 		}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/testenv"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/vmtest"
 )
 
@@ -23,25 +24,20 @@ const packageName = "entropy-gate"
 // .changes file and the .deb.
 func buildPackage(t *testing.T) (changes, deb string) {
 	t.Helper()
-	for tool, pkg := range map[string]string{
-		"make": "make", "dpkg-buildpackage": "dpkg-dev", "dh": "debhelper", "lintian": "lintian",
-		"go-md2man": "go-md2man", "msgfmt": "gettext", "pkg-config": "pkgconf",
-	} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (apt-get install %s)", tool, pkg)
-		}
-	}
 	if _, err := os.Stat("/usr/share/pkgconfig/systemd.pc"); err != nil {
 		t.Skip("systemd.pc not installed (apt-get install systemd)")
 	}
+	testenv.NeedCommands(t, "lintian")
 	out := t.TempDir()
 	start := time.Now()
-	if b, err := exec.Command("make", "-s", "-C", "../..", "deb", "DEBOUT="+out).CombinedOutput(); err != nil {
-		t.Fatalf("make deb: %v\n%s", err, b)
+	deb, err := vmtest.MakeDeb(context.Background(), out)
+	if errors.Is(err, vmtest.ErrUnavailable) {
+		t.Skip(err)
+	} else if err != nil {
+		t.Fatal(err)
 	}
 	t.Logf("make deb took %v", time.Since(start).Round(100*time.Millisecond))
-	changes = findOne(t, filepath.Join(out, packageName+"_*.changes"))
-	return changes, findOne(t, filepath.Join(out, packageName+"_*.deb"))
+	return findOne(t, filepath.Join(out, packageName+"_*.changes")), deb
 }
 
 func findOne(t *testing.T, pattern string) string {

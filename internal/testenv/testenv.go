@@ -45,6 +45,11 @@ var debianPackages = map[string]string{
 	"chroot":                "coreutils",
 	"xorriso":               "xorriso",
 	"go-md2man":             "go-md2man",
+	"dpkg-buildpackage":     "dpkg-dev",
+	"dh":                    "debhelper",
+	"pkg-config":            "pkgconf",
+	"dpkg-deb":              "dpkg",
+	"lintian":               "lintian",
 	"gjs":                   "gjs",
 	"dbus-run-session":      "dbus-daemon",
 }

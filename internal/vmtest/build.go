@@ -57,3 +57,24 @@ func MakeInstall(ctx context.Context, destDir, buildDir string) error {
 	}
 	return nil
 }
+
+// MakeDeb runs "make deb" of the module into outDir and returns the path of
+// the entropy-gate .deb there (the .changes file lies beside it). Without
+// the packaging tools the error wraps ErrUnavailable.
+func MakeDeb(ctx context.Context, outDir string) (string, error) {
+	if err := needCommands("make", "dpkg-buildpackage", "dh", "go-md2man", "msgfmt", "pkg-config"); err != nil {
+		return "", err
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	if _, err := run(ctx, "", "make", "-s", "-C", root, "deb", "DEBOUT="+outDir); err != nil {
+		return "", fmt.Errorf("make deb: %w", err)
+	}
+	found, err := filepath.Glob(filepath.Join(outDir, "entropy-gate_*.deb"))
+	if err != nil || len(found) != 1 {
+		return "", fmt.Errorf("make deb: want one entropy-gate .deb in %s, found %v", outDir, found)
+	}
+	return found[0], nil
+}

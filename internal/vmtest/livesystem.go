@@ -100,6 +100,11 @@ type LiveRecipe struct {
 	// whose units liveUnits are enabled. Empty: a system without
 	// entropy-gate, to compare with.
 	Tree string
+	// Package is entropy-gate's Debian package (make deb), installed with
+	// dpkg in the root before the initramfs is made, as a distribution
+	// installs it: its maintainer scripts enable its units. It replaces
+	// Tree.
+	Package string
 }
 
 // LiveSystem is a Tails-shaped live system in the cache: a Debian root
@@ -248,6 +253,14 @@ func liveKey(baseKey string, recipe LiveRecipe) (string, error) {
 			return "", fmt.Errorf("live system: hash %s: %w", recipe.Tree, err)
 		}
 	}
+	if recipe.Package != "" {
+		data, err := os.ReadFile(recipe.Package)
+		if err != nil {
+			return "", fmt.Errorf("live system: hash the package: %w", err)
+		}
+		fmt.Fprintf(h, "package %d\n", len(data))
+		h.Write(data)
+	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
@@ -393,6 +406,25 @@ func (l *Lab) installKernel(ctx context.Context, scratch, root string) error {
 	return nil
 }
 
+// installPackage installs the Debian package deb in root with dpkg, its
+// maintainer scripts included, and checks that they enabled liveUnits.
+func installPackage(ctx context.Context, root, deb string) error {
+	const inRoot = "/tmp/entropy-gate.deb"
+	if _, err := run(ctx, "", "cp", deb, filepath.Join(root, inRoot)); err != nil {
+		return err
+	}
+	defer os.Remove(filepath.Join(root, inRoot))
+	if err := chrootRun(ctx, root, "dpkg", "-i", inRoot); err != nil {
+		return fmt.Errorf("install %s: %w", filepath.Base(deb), err)
+	}
+	for _, u := range liveUnits {
+		if links, _ := filepath.Glob(filepath.Join(root, "etc/systemd/system/*.wants", u)); len(links) == 0 {
+			return fmt.Errorf("the package did not enable %s", u)
+		}
+	}
+	return nil
+}
+
 // copyTree copies the content of the host folder src into dst with cp -a.
 func copyTree(ctx context.Context, src, dst string) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
@@ -431,7 +463,12 @@ func (l *Lab) buildLive(ctx context.Context, base string, recipe LiveRecipe, key
 			return nil, fmt.Errorf("build live system: %w", err)
 		}
 	}
-	if recipe.Tree != "" {
+	switch {
+	case recipe.Package != "":
+		if err := installPackage(ctx, root, recipe.Package); err != nil {
+			return nil, fmt.Errorf("build live system: %w", err)
+		}
+	case recipe.Tree != "":
 		if err := copyTree(ctx, recipe.Tree, root); err != nil {
 			return nil, fmt.Errorf("build live system: %w", err)
 		}
