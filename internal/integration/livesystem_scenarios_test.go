@@ -102,7 +102,7 @@ func TestLiveSystemTails64Stick(t *testing.T) {
 		}
 		first.wantNoCredit(t)
 		first.wantTorAfterReady(t)
-		if sha256Hex(stickSeedSector(t, stick)) == sha256Hex(legacy) {
+		if sum(stickSeedSector(t, stick)) == sum(legacy) {
 			t.Error("LBA 34 still holds Tails 6.4's random bytes")
 		}
 		wantCreditableRecord(t, stick)
@@ -157,7 +157,7 @@ func TestLiveSystemISO(t *testing.T) {
 	if err := ll.live.NewISO(context.Background(), iso); err != nil {
 		t.Fatal(err)
 	}
-	before := fileSHA256(t, iso)
+	before := fileSum(t, iso)
 	check, err := os.ReadFile("../../docs/examples/check_entropy.py")
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ func TestLiveSystemISO(t *testing.T) {
 	}})
 
 	t.Run("nothing written, nothing credited, the gate waits, then opens", func(t *testing.T) {
-		if fileSHA256(t, iso) != before {
+		if fileSum(t, iso) != before {
 			t.Error("the ISO image changed")
 		}
 		for _, s := range b.thisBootSeeds(t) {
@@ -225,15 +225,6 @@ func TestLiveSystemISO(t *testing.T) {
 			t.Errorf("Plymouth's debug stream: progress at line %d, cleared at line %d; want both:\n%s", shown, cleared, strings.Join(lines, "\n"))
 		}
 	})
-}
-
-func fileSHA256(t *testing.T, path string) string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sha256Hex(data)
 }
 
 // emergencyTexts make the seed units print to the console, so that a

@@ -5,8 +5,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -354,11 +352,6 @@ func stickSeedSector(t testing.TB, image string) []byte {
 	return sector
 }
 
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
 // wantValidStick checks the stick from the host: a GPT that sgdisk
 // verifies without problems, whose partition 1 holds a FAT that
 // fsck.vfat finds clean.
@@ -420,7 +413,7 @@ func TestLiveSystemInstallerStick(t *testing.T) {
 		}
 		first.find(t, "entropy-gate", "seed load "+sectorSeed+": credited 256 bits")
 		first.wantCRNGBeforeSystemd(t)
-		if sha256Hex(afterFirst) == sha256Hex(installed) {
+		if sum(afterFirst) == sum(installed) {
 			t.Error("LBA 34 still holds the installer's record")
 		}
 	})
@@ -431,7 +424,7 @@ func TestLiveSystemInstallerStick(t *testing.T) {
 		}
 	})
 	t.Run("clean shutdown: the seed unit saved, the stick stays valid", func(t *testing.T) {
-		if sha256Hex(afterFirst) == first.sessionSector(t) {
+		if sum(afterFirst) == first.sessionSector(t) {
 			t.Errorf("LBA 34 after power-off is what it was in the session: no seed saved at shutdown")
 		}
 		if r, err := seeders.ParseRecord(afterFirst); err != nil || !r.Creditable {
@@ -453,7 +446,7 @@ func TestLiveSystemInstallerStick(t *testing.T) {
 		}
 		// Each boot credits the record on the stick when it starts: the
 		// installer's, then the one the first boot saved at shutdown.
-		records := []string{sha256Hex(installed), first.sessionSector(t), sha256Hex(afterFirst), second.sessionSector(t), sha256Hex(afterSecond)}
+		records := []string{sum(installed), first.sessionSector(t), sum(afterFirst), second.sessionSector(t), sum(afterSecond)}
 		seen := map[string]int{}
 		for i, r := range records {
 			if j, dup := seen[r]; dup {
