@@ -20,12 +20,13 @@ var labVfatTests = []string{
 	"TestVfatStoreFailureLeavesReadOnly",
 	"TestVfatReadOnlyDevice",
 	"TestVfatCmdline",
+	"TestVfatWritesThroughTheDevice",
 	"TestVfatFindBootDisk",
 }
 
 // labFATDisks is how many fresh FAT disks the guest gets: one per
 // freshFAT call of labVfatTests, one for the benchmark.
-const labFATDisks = 6
+const labFATDisks = 7
 
 // TestLabVfat runs internal/seeders' TestVfat tests and
 // BenchmarkVfatFATStore in the QEMU lab, on Debian's kernel with virtio

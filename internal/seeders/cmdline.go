@@ -66,10 +66,12 @@ var ErrCRNGNotInitialized = errors.New("new seed made before the CRNG was initia
 // The bootloader configurations are never rewritten: they include a small
 // token file each, which Store overwrites in place without changing its
 // size (the token has a fixed length; a file may end in '#' padding that
-// makes room), so no rename, no new cluster and no directory entry but the
-// file's own modification time change on the FAT; whatever a power cut
-// leaves of a token file, the bootloader still boots (rewriteTokenFile).
-// A syslinux token file
+// makes room). On the read-only mount Tails makes, only the file's own
+// changed sectors are written, through the block device, and the FAT is
+// never remounted (rewriteThroughDevice); mounted read-write, the file is
+// written in place through the file system, and its directory entry's
+// modification time changes too. Whatever a power cut leaves of a token
+// file, the bootloader still boots (tokenRewrite). A syslinux token file
 // holds a LINUX line that carries the token, which overrides the label's
 // own LINUX line (the label keeps one, so a missing or unreadable token file
 // still boots); a GRUB token file is an environment block whose one
@@ -169,9 +171,12 @@ func (c CmdlineBackend) Load() (Loaded, error) {
 	}, nil
 }
 
-// Store puts a token derived from r in the token files, while the medium
-// is remounted read-write. A file that cannot be edited is left as it is
-// and the others are still refreshed; the error names every failure.
+// Store puts a token derived from r in the token files: on a medium
+// mounted read-only, straight through its block device (see
+// rewriteThroughDevice), and otherwise through the file system, while the
+// medium is remounted read-write. A file that cannot be edited is left as
+// it is and the others are still refreshed; the error names every
+// failure.
 func (c CmdlineBackend) Store(r Record) error {
 	paths, err := c.files()
 	if err != nil {
@@ -188,18 +193,39 @@ func (c CmdlineBackend) Store(r Record) error {
 	if _, _, err := EditBootConfig(nil, edit); err != nil {
 		return err // an unusable key: no reason to make the medium writable
 	}
+	var errs []error
+	var rewrites []fileRewrite
+	lines := 0
+	for _, p := range paths {
+		rw, n, err := tokenRewrite(p, edit)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		lines += n
+		if err == nil && !bytes.Equal(rw.old, rw.new) {
+			rewrites = append(rewrites, rw)
+		}
+	}
+	if lines == 0 && len(errs) == 0 {
+		return c.noKernelLine(paths)
+	}
+	if len(rewrites) > 0 {
+		errs = append(errs, c.rewrite(rewrites))
+	}
+	return errors.Join(errs...)
+}
+
+// rewrite writes the token files through the block device, or else
+// through the file system.
+func (c CmdlineBackend) rewrite(rewrites []fileRewrite) error {
+	err := rewriteThroughDevice(c.mounts(), c.medium(), rewrites)
+	if !errors.Is(err, errNotThroughDevice) {
+		return err
+	}
 	return withWritable(c.mounts(), c.medium(), func() error {
 		var errs []error
-		changed := 0
-		for _, p := range paths {
-			n, err := rewriteTokenFile(p, edit)
-			if err != nil {
-				errs = append(errs, err)
-			}
-			changed += n
-		}
-		if changed == 0 && len(errs) == 0 {
-			return c.noKernelLine(paths)
+		for _, rw := range rewrites {
+			errs = append(errs, writeInPlace(rw.path, rw.old, rw.new))
 		}
 		return errors.Join(errs...)
 	})
@@ -221,27 +247,21 @@ func cmdlineToken(r Record) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)[:cmdlineTokenBytes]), nil
 }
 
-// rewriteTokenFile sets the token in the file at path, in place, and says
-// how many tokens it set. Should a power cut still tear the file, a
-// bootloader boots without a token (syslinux ignores lines it does not
-// know and keeps the label's own LINUX line; GRUB's load_env fails and
-// leaves the variable empty), never not at all.
-func rewriteTokenFile(path string, e BootConfigEdit) (int, error) {
+// tokenRewrite is the change that sets the token in the token file at
+// path, and how many tokens that sets. Should a power cut tear the file
+// while it is written, a bootloader boots without a token (syslinux
+// ignores lines it does not know and keeps the label's own LINUX line;
+// GRUB's load_env fails and leaves the variable empty), never not at all.
+func tokenRewrite(path string, e BootConfigEdit) (fileRewrite, int, error) {
 	text, err := readTokenFile(path)
 	if err != nil {
-		return 0, err
+		return fileRewrite{}, 0, err
 	}
 	out, n, err := setToken(text, e)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
+		return fileRewrite{}, 0, fmt.Errorf("%s: %w", path, err)
 	}
-	if bytes.Equal(out, text) {
-		return n, nil
-	}
-	if err := writeInPlace(path, text, out); err != nil {
-		return 0, err
-	}
-	return n, nil
+	return fileRewrite{path: path, old: text, new: out}, n, nil
 }
 
 // readTokenFile reads a token file.

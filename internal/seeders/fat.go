@@ -3,7 +3,9 @@
 package seeders
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 )
 
@@ -13,9 +15,10 @@ const DefaultFATSeedFile = "live/entropy-gate.seed"
 
 // FATBackend keeps the seed in a file on the boot medium's FAT system
 // partition, where the installer can write the first one. Tails mounts
-// that partition read-only; Store makes it writable only for the
-// replacement (FileBackend's atomic write) and read-only again on every
-// path out.
+// that partition read-only. Store overwrites the file's own sectors
+// through the block device without remounting (Store); only where that
+// cannot be done does it make the mount writable, for FileBackend's
+// atomic replacement, and read-only again on every path out.
 //
 // Crediting follows FileBackend's rule: only a file that no other user can
 // read. FAT stores no owner or mode, but the kernel gives every file on a
@@ -92,8 +95,12 @@ func (f FATBackend) Load() (Loaded, error) {
 	return loaded, nil
 }
 
-// Store replaces the seed file while the partition is remounted
-// read-write.
+// Store writes r over the seed file Load read, straight through the
+// block device of the read-only mount, when the file has a record's size
+// (see rewriteThroughDevice: no remount, no FAT metadata written).
+// Otherwise (no file yet, foreign content of another size, a read-write
+// mount, or a kernel that refuses) it replaces the file while the
+// partition is remounted read-write.
 func (f FATBackend) Store(r Record) error {
 	med, err := f.mounts().Medium(f.medium())
 	if err != nil {
@@ -103,7 +110,47 @@ func (f FATBackend) Store(r Record) error {
 	if err != nil {
 		return err
 	}
+	if err := f.overwrite(file, r); !errors.Is(err, errNotThroughDevice) {
+		return err
+	}
 	return withWritable(f.mounts(), f.medium(), func() error { return file.Store(r) })
+}
+
+// overwrite writes r over the seed file that Load read and holds open,
+// through the block device, or fails with errNotThroughDevice having
+// written nothing.
+func (f FATBackend) overwrite(file FileBackend, r Record) error {
+	origin, err := originOf[*fileOrigin](r, file.Path)
+	if err != nil {
+		return err
+	}
+	if origin == nil || origin.held == nil {
+		return errNotThroughDevice // nothing to overwrite, or released: Store says which
+	}
+	st, err := origin.held.Stat()
+	if err != nil {
+		return fmt.Errorf("seed file: %w", err)
+	}
+	old := make([]byte, st.Size())
+	if _, err := origin.held.ReadAt(old, 0); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read seed file: %w", err)
+	}
+	here, err := file.binding(origin.held)
+	if err != nil {
+		return err
+	}
+	next, err := file.encodeBound(r, origin, here)
+	if err != nil {
+		return err
+	}
+	if len(next) != len(old) {
+		return errNotThroughDevice
+	}
+	err = rewriteThroughDevice(f.mounts(), f.medium(), []fileRewrite{{path: file.Path, held: origin.held, old: old, new: next}})
+	if err == nil {
+		origin.release()
+	}
+	return err
 }
 
 func orDefault(s, def string) string {

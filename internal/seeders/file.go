@@ -188,13 +188,18 @@ func (f FileBackend) Store(r Record) error {
 		if err != nil {
 			return nil, err
 		}
-		if origin != nil && f.onMedium != nil && here != origin.medium {
-			return nil, fmt.Errorf("%s: %w: the medium's disk, partition or serial changed", f.Path, ErrChanged)
-		}
-		r.Binding = bind(here, f.images)
-		return r.Encode()
+		return f.encodeBound(r, origin, here)
 	}
 	return replaceFile(f.Path, 0o600, content, func() error { return scrubOldSeed(f.Path, origin) })
+}
+
+// encodeBound encodes r bound to here, which must be the medium Load saw.
+func (f FileBackend) encodeBound(r Record, origin *fileOrigin, here Binding) ([]byte, error) {
+	if origin != nil && f.onMedium != nil && here != origin.medium {
+		return nil, fmt.Errorf("%s: %w: the medium's disk, partition or serial changed", f.Path, ErrChanged)
+	}
+	r.Binding = bind(here, f.images)
+	return r.Encode()
 }
 
 func (o *fileOrigin) location() string { return o.path }
@@ -224,12 +229,8 @@ func scrubOldSeed(path string, origin *fileOrigin) error {
 		if origin.held == nil {
 			return fmt.Errorf("%w: a seed file appeared", ErrChanged)
 		}
-		was, err := fstat(origin.held)
-		if err != nil {
+		if err := sameFile(f, origin.held); err != nil {
 			return fmt.Errorf("scrub old seed: %w", err)
-		}
-		if was.Dev != st.Dev || was.Ino != st.Ino {
-			return fmt.Errorf("%w: the seed file was replaced", ErrChanged)
 		}
 	}
 	if _, err := f.WriteAt(make([]byte, st.Size), 0); err != nil {

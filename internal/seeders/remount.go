@@ -20,6 +20,8 @@ type Mounts interface {
 	// Remount makes the mount at dir read-only or read-write, keeping its
 	// other flags.
 	Remount(dir string, readOnly bool) error
+	// Device is the device node of the medium's block device.
+	Device(med Medium) (string, error)
 }
 
 // SystemMounts reads the running system's mount table and block devices
@@ -38,6 +40,20 @@ func mountsOrSystem(m Mounts) Mounts {
 
 // Medium implements Mounts.
 func (s SystemMounts) Medium(dir string) (Medium, error) { return s.FindMedium(dir) }
+
+// Device implements Mounts: the node under /dev that sysfs names for the
+// medium's device numbers.
+func (s SystemMounts) Device(med Medium) (string, error) {
+	dir, err := s.blockDir(med)
+	if err != nil {
+		return "", err
+	}
+	name, err := devName(dir)
+	if err != nil {
+		return "", err
+	}
+	return s.Roots.DevPath(name), nil
+}
 
 // keptMountFlags are the mount flags statfs(2) reports as ST_*, with the
 // MS_* flag that sets each. A remount clears every per-mount flag it is not

@@ -36,6 +36,11 @@ func (f *fakeMounts) Medium(dir string) (Medium, error) {
 	return m, nil
 }
 
+// Device has none: writes go through the file system.
+func (f *fakeMounts) Device(Medium) (string, error) {
+	return "", errors.New("a fake mount table has no devices")
+}
+
 func (f *fakeMounts) Remount(_ string, readOnly bool) error {
 	err, mode := f.rwErr, "rw"
 	if readOnly {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -380,7 +381,7 @@ func TestVfatCmdline(t *testing.T) {
 		}
 		assertMountedReadOnly(t, dir, tailsMountFlags...)
 		if after, err := sectorsWritten(dev); err == nil && statErr == nil {
-			t.Logf("one token refresh wrote %d sectors, remounts included", after-before)
+			t.Logf("one token refresh wrote %d sectors", after-before)
 		}
 		// What is read next comes from the disk, not the page cache.
 		if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0); err != nil {
@@ -478,4 +479,104 @@ func BenchmarkVfatFATStore(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/store")
+}
+
+// readDevice reads a whole block device straight from the medium.
+func readDevice(t *testing.T, dev string) []byte {
+	t.Helper()
+	f, err := openDirect(dev, os.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := alignedBuf(int(size))
+	if _, err := f.ReadAt(b, 0); err != nil {
+		t.Fatalf("read %s: %v", dev, err)
+	}
+	return b
+}
+
+// changedSectors lists the 512-byte sectors in which a and b differ.
+func changedSectors(a, b []byte) []int {
+	var out []int
+	for i := 0; i+512 <= len(a) && i+512 <= len(b); i += 512 {
+		if !bytes.Equal(a[i:i+512], b[i:i+512]) {
+			out = append(out, i/512)
+		}
+	}
+	return out
+}
+
+// On the read-only mount Tails makes, the FAT seed and the token files are
+// rewritten without any remount: only the sectors of the files' changed
+// blocks differ on the device afterwards (no boot sector, dirty bit, FAT,
+// FSINFO or directory entry), the file system at once reads the new
+// content, and so does a new mount. Only creating the missing seed file
+// remounts, once.
+func TestVfatWritesThroughTheDevice(t *testing.T) {
+	dev := freshFAT(t)
+	prepareFAT(t, dev, map[string][]byte{
+		"live/":                       nil,
+		"syslinux/entropy-gate.cfg":   []byte(testSyslinux),
+		"EFI/debian/entropy-gate.env": []byte(testGrub),
+	})
+	dir := mountFS(t, dev, "vfat", tailsMount)
+	m := &countingMounts{Mounts: SystemMounts{}}
+	fat := FATBackend{Medium: dir, Mounts: m}
+	cmdline := CmdlineBackend{Medium: dir, Mounts: m}
+	path := filepath.Join(dir, DefaultFATSeedFile)
+
+	res := Seeder{Backend: fat, Kernel: &FakeKernel{Initialized: true}}.Seed()
+	if !res.Refreshed || res.Err != nil || m.rw != 1 {
+		t.Fatalf("first Seed = %+v after %d remounts, want the seed file created in one remount cycle", res, m.rw)
+	}
+	stored := readFile(t, path)
+
+	before := readDevice(t, dev)
+	k := &FakeKernel{Initialized: true}
+	res = Seeder{Backend: fat, Kernel: k}.Seed()
+	if res.CreditedBits != 256 || !res.Refreshed || res.Err != nil {
+		t.Fatalf("Seed = %+v, want the stored seed credited and replaced", res)
+	}
+	after := readDevice(t, dev)
+	replacement := readFile(t, path) // through the file system's cache
+	if bytes.Equal(replacement, stored) || len(replacement) != len(stored) {
+		t.Fatal("the file system still reads the old seed file")
+	}
+	if _, err := ParseRecord(replacement); err != nil {
+		t.Fatalf("replacement: %v", err)
+	}
+	if got := changedSectors(before, after); len(got) != 1 || !bytes.Contains(after[got[0]*512:got[0]*512+512], replacement) {
+		t.Fatalf("sectors %v changed on the device, want only the seed file's", got)
+	}
+
+	before = after
+	if res := (Seeder{Backend: cmdline, Kernel: &FakeKernel{Initialized: true}}).Seed(); !res.Refreshed || res.Err != nil {
+		t.Fatalf("token Seed = %+v", res)
+	}
+	after = readDevice(t, dev)
+	if got := changedSectors(before, after); len(got) != 2 {
+		t.Fatalf("sectors %v changed on the device, want one per token file (the token is in the first 512 bytes of each)", got)
+	}
+	for _, rel := range []string{"syslinux/entropy-gate.cfg", "EFI/debian/entropy-gate.env"} {
+		if tok := tokens(readFile(t, filepath.Join(dir, rel)))[0]; tok == noToken {
+			t.Fatalf("%s: the file system does not read the new token", rel)
+		}
+	}
+	if m.rw != 1 || m.ro != 1 {
+		t.Fatalf("%d read-write and %d read-only remounts, want only the creation's one cycle", m.rw, m.ro)
+	}
+	assertMountedReadOnly(t, dir, tailsMountFlags...)
+
+	// On the medium: a new mount reads the same.
+	token := readFile(t, filepath.Join(dir, "syslinux/entropy-gate.cfg"))
+	unmount(t, dir)
+	dir = mountFS(t, dev, "vfat", "ro")
+	if !bytes.Equal(readFile(t, filepath.Join(dir, DefaultFATSeedFile)), replacement) || !bytes.Equal(readFile(t, filepath.Join(dir, "syslinux/entropy-gate.cfg")), token) {
+		t.Fatal("a new mount does not read what was written")
+	}
 }
