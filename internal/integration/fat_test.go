@@ -9,12 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/vmtest"
 )
 
@@ -57,11 +57,12 @@ func readTestdata(t *testing.T, name string) []byte {
 	return b
 }
 
-// checkStick fails the test unless the stick is whole: the FAT passes
-// fsck.vfat -n but for the dirty bit (which it reports), the bootloader
-// configurations are unchanged, the token files have their size and a
-// token, and the GPT verifies.
-func checkStick(t *testing.T, s *vmtest.Stick, boot int) (dirty bool) {
+// checkStick fails the test unless the stick is whole: fsck.vfat -n finds
+// nothing at all (not even the dirty bit: no write may leave the FAT
+// mounted read-write), the bootloader configurations are unchanged, the
+// token files have their size and a token, the seed file its size, and
+// the GPT verifies.
+func checkStick(t *testing.T, s *vmtest.Stick, boot int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -73,12 +74,8 @@ func checkStick(t *testing.T, s *vmtest.Stick, boot int) (dirty bool) {
 	if err := os.WriteFile(part, img[vmtest.StickPartitionLBA*512:], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.CommandContext(ctx, "fsck.vfat", "-n", part).CombinedOutput()
-	if err != nil {
-		if !onlyDirtyBit(string(out)) {
-			t.Errorf("boot %d: fsck.vfat -n: %v\n%s", boot, err, out)
-		}
-		dirty = true
+	if out, err := exec.CommandContext(ctx, "fsck.vfat", "-n", part).CombinedOutput(); err != nil {
+		t.Errorf("boot %d: fsck.vfat -n: %v\n%s", boot, err, out)
 	}
 	for _, name := range []string{"live64.cfg", "grub.cfg"} {
 		dir := map[string]string{"live64.cfg": "/syslinux/", "grub.cfg": "/EFI/debian/"}[name]
@@ -93,28 +90,12 @@ func checkStick(t *testing.T, s *vmtest.Stick, boot int) (dirty bool) {
 			t.Errorf("boot %d: token file %s: %d bytes, %v; want %d with a token", boot, name, len(got), err, size)
 		}
 	}
+	if got, err := s.ReadFile(ctx, "/live/entropy-gate.seed"); err != nil || len(got) != seeders.RecordSize {
+		t.Errorf("boot %d: seed file: %d bytes, %v; want %d", boot, len(got), err, seeders.RecordSize)
+	}
 	if out, err := exec.CommandContext(ctx, "sgdisk", "-v", s.Path).CombinedOutput(); err != nil || !strings.Contains(string(out), "No problems found") {
 		t.Errorf("boot %d: sgdisk -v: %v\n%s", boot, err, out)
 	}
-	return dirty
-}
-
-// onlyDirtyBit says whether fsck.vfat -n found nothing but the dirty bit
-// (and with it, the boot sector's differing from its backup in that byte,
-// 0x41): what a power cut leaves while the file system is mounted
-// read-write, and the next read-write mount clears. Every other finding
-// is damage.
-func onlyDirtyBit(out string) bool {
-	harmless := []string{"fsck.fat ", "There are differences between boot sector and its backup.",
-		"This is mostly harmless.", "65:01/00", "Not automatically fixing this.", "Dirty bit is set.",
-		"Automatically removing dirty bit.", "Leaving filesystem unchanged.", " files, "}
-	for _, line := range strings.Split(out, "\n") {
-		line = strings.TrimSpace(line)
-		if line != "" && !slices.ContainsFunc(harmless, func(h string) bool { return strings.Contains(line, h) }) {
-			return false
-		}
-	}
-	return true
 }
 
 // writtenSectors reads field 7 (sectors written) of a `cat
@@ -133,62 +114,64 @@ func writtenSectors(t *testing.T, res *vmtest.Result, step int) int64 {
 	return n
 }
 
-// Power cut at random moments while the command-line token is written, on
-// a real vfat in the guest: after every cut the FAT is clean but for the
-// dirty bit, the bootloader configurations are untouched and the token
-// files whole, and the GPT verifies. A cut inside the read-write window
-// leaves the FAT's dirty bit set, and no other damage: counted, not failed.
-// An uncut boot says how many sectors writing the token costs.
-func TestTokenSurvivesPowerCuts(t *testing.T) {
+// Power cut at random moments while the FAT seed file and the
+// command-line token are loaded and saved, boot after boot, on a real vfat
+// in the guest: after every cut fsck.vfat finds nothing (the files are
+// rewritten through the block device, so the FAT is never mounted
+// read-write and its dirty bit never set), the bootloader configurations
+// are untouched, the token and seed files whole, and the GPT verifies.
+// An uncut boot says how many sectors a boot's seed and token writes cost.
+func TestFATSurvivesPowerCuts(t *testing.T) {
 	g := newGuest(t)
 	s := fatStick(t)
 	// The CRNG is initialized before the load (as after a credited
 	// sector seed), so the load writes the token. The token is written
 	// once per boot: emptying the results file makes each load a new
-	// boot's.
+	// boot's. The first load creates the seed file (the one remount);
+	// every later write is in place.
+	loadAndSave := "write /run/entropy-gate/seeds.json \"[]\"\n" +
+		"run /bin/entropy-gate seed load --config /tmp/s.conf\n" +
+		"run /bin/entropy-gate seed save --config /tmp/s.conf\n"
 	script := `
 		mount /dev/vda1 /run/live/medium vfat ro,fmask=0077,dmask=0077
-		write /tmp/s.conf "[Seed.Cmdline]\nEnable=yes\n"
+		write /tmp/s.conf "[Seed.FAT]\nEnable=yes\n[Seed.Cmdline]\nEnable=yes\n"
 		credit 256
-		cat /sys/block/vda/stat
 		run /bin/entropy-gate seed load --config /tmp/s.conf
 		cat /sys/block/vda/stat
-	` + strings.Repeat("write /run/entropy-gate/seeds.json \"[]\"\nrun /bin/entropy-gate seed load --config /tmp/s.conf\n", 20)
+	` + loadAndSave + "cat /sys/block/vda/stat\n" + strings.Repeat(loadAndSave, 15)
 
 	uncut := g.boot(t, vmtest.Config{Disks: []vmtest.Disk{{Path: s.Path}}, Script: script})
-	if code, err := uncut.ExitCode(5); err != nil || code != 0 || !outputHas(uncut, 5, "replacement written and verified") {
-		t.Fatalf("seed load: exit %d, %v\n%s", code, err, uncut.Timeline())
+	for step, want := range map[int]string{4: "replacement written and verified", 7: "credited 256 bits", 8: "new seed creditable true"} {
+		if code, err := uncut.ExitCode(step); err != nil || code != 0 || !outputHas(uncut, step, want) {
+			t.Fatalf("step %d: exit %d, %v, want %q\n%s", step, code, err, want, uncut.Timeline())
+		}
 	}
-	t.Logf("one boot's token (both files, the remount cycle included) wrote %d sectors of the stick", writtenSectors(t, uncut, 6)-writtenSectors(t, uncut, 4))
+	t.Logf("one boot's seed load and save and token (no remount) wrote %d sectors of the stick", writtenSectors(t, uncut, 9)-writtenSectors(t, uncut, 5))
 	checkStick(t, s, 0)
 
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("cut times drawn with seed %d", seed)
 	rng := mathrand.New(mathrand.NewPCG(seed, 0))
-	dirty, cuts := 0, 0
-	defer func() {
-		t.Logf("%d of %d cuts left the FAT's dirty bit set (cut inside a read-write window)", dirty, cuts)
-	}()
 	for boot := 1; boot <= powerCuts && !t.Failed(); boot++ {
-		cuts++
 		cut := time.Duration(rng.Int64N(int64(time.Second)))
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		res, _ := g.lab.Boot(ctx, vmtest.Config{
+		res, err := g.lab.Boot(ctx, vmtest.Config{
 			Files:   map[string]string{"/bin/entropy-gate": g.gate},
 			Disks:   []vmtest.Disk{{Path: s.Path}},
 			Script:  script,
-			Console: &cutAfter{marker: " 5 step ", delay: cut, cut: cancel},
+			Console: &cutAfter{marker: " 4 step ", delay: cut, cut: cancel},
 		})
 		cancel()
-		loads := 0
+		if res == nil {
+			t.Fatalf("boot %d: %v", boot, err)
+		}
+		runs := 0
 		for _, e := range res.All("exit") {
-			if e.Step >= 5 {
-				loads++
+			if e.Step >= 4 {
+				runs++
 			}
 		}
-		t.Logf("boot %d: cut %v after the first load began, %d loads done", boot, cut, loads)
-		if checkStick(t, s, boot) {
-			dirty++
-		}
+		t.Logf("boot %d: cut %v after the first load began, %d loads and saves done", boot, cut, runs)
+		checkStick(t, s, boot)
 	}
 }
