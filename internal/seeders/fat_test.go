@@ -46,8 +46,9 @@ func TestFATBackendName(t *testing.T) {
 	}
 }
 
-// The seed protocol through the FAT backend: every store remounts
-// read-write and back, and a refreshed seed is credited at the next boot.
+// The seed protocol through the FAT backend on a medium with no block
+// device to write through (this fake): every store remounts read-write
+// and back, and a refreshed seed is credited at the next boot.
 func TestFATBackendProtocol(t *testing.T) {
 	b, m, path := fatOnDir(t)
 	k := &FakeKernel{}
@@ -273,4 +274,30 @@ func TestFATBackendOnReadOnlyTmpfs(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertMountedReadOnly(t, dir, "nosuid", "nodev", "noexec")
+}
+
+// A boot makes at most one read-write remount cycle of the boot medium:
+// once the marker says it was spent, a store that needs a remount fails,
+// the seed is mixed, never credited, and its file stays as it was; the
+// read-only remount that ends every write attempt is still made.
+func TestRemountBudget(t *testing.T) {
+	b, m, path := fatOnDir(t)
+	b.Mounts = RemountBudget{Mounts: m, Marker: filepath.Join(t.TempDir(), "remounted")}
+	if res := (Seeder{Backend: b, Kernel: &FakeKernel{Initialized: true}}).Seed(); !res.Refreshed || res.Err != nil {
+		t.Fatalf("first Seed = %+v, want a new seed file", res)
+	}
+	stored := readFile(t, path)
+
+	k := &FakeKernel{}
+	res := Seeder{Backend: b, Kernel: k}.Seed()
+	noCall(t, k, OpCredit)
+	if !res.Mixed || res.Refreshed || !errors.Is(res.Err, ErrRemountSpent) {
+		t.Fatalf("second Seed = %+v, want mixed only, the remount refused", res)
+	}
+	if !bytes.Equal(readFile(t, path), stored) {
+		t.Fatal("the seed file changed without a remount")
+	}
+	if m.calls() != "rw,ro,ro" || !m.medium.MountedReadOnly {
+		t.Fatalf("remounts %q, read-only now %t; want one read-write window, read-only at the end", m.calls(), m.medium.MountedReadOnly)
+	}
 }

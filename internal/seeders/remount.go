@@ -5,7 +5,10 @@ package seeders
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -160,4 +163,52 @@ func lockMountPoint(dir string) (unlock func(), err error) {
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
 	return func() { d.Close() }, nil
+}
+
+// ErrRemountSpent: the boot already made the boot medium writable once.
+var ErrRemountSpent = errors.New("the boot medium was already made writable once this boot")
+
+// RemountBudget allows one read-write remount cycle of the boot medium
+// per boot: every remount rewrites the FAT's boot sector and leaves its
+// dirty bit set until the read-only remount, a moment in which pulling
+// the stick leaves work for fsck. Files are normally rewritten through
+// the block device with no remount at all (rewriteThroughDevice); a boot
+// remounts only to create a seed file, or where the kernel refuses that.
+//
+// Marker is a file in a per-boot directory (/run/entropy-gate), created
+// before the first read-write remount: its existence spends the budget,
+// for every process of the boot. Remounting read-only is always allowed.
+type RemountBudget struct {
+	// Mounts does the remounts; nil means SystemMounts{}.
+	Mounts Mounts
+	Marker string
+}
+
+var _ Mounts = RemountBudget{}
+
+func (b RemountBudget) mounts() Mounts { return mountsOrSystem(b.Mounts) }
+
+// Medium implements Mounts.
+func (b RemountBudget) Medium(dir string) (Medium, error) { return b.mounts().Medium(dir) }
+
+// Device implements Mounts.
+func (b RemountBudget) Device(med Medium) (string, error) { return b.mounts().Device(med) }
+
+// Remount implements Mounts: a read-write remount fails with
+// ErrRemountSpent once the boot has made one.
+func (b RemountBudget) Remount(dir string, readOnly bool) error {
+	if !readOnly {
+		if err := os.MkdirAll(filepath.Dir(b.Marker), 0o755); err != nil {
+			return fmt.Errorf("remount budget: %w", err)
+		}
+		f, err := os.OpenFile(b.Marker, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s: %w", dir, ErrRemountSpent)
+		}
+		if err != nil {
+			return fmt.Errorf("remount budget: %w", err)
+		}
+		f.Close()
+	}
+	return b.mounts().Remount(dir, readOnly)
 }

@@ -5,6 +5,7 @@ package seeding
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -50,10 +51,29 @@ type Runner struct {
 }
 
 // NewRunner builds the backends the configuration enables (see Backends).
+// With a results file, the backends on the boot medium share the boot's
+// one read-write remount (seeders.RemountBudget), marked beside it.
 func NewRunner(c config.Seed, locate Locator, deps Deps) *Runner {
 	backends, failed := Backends(c, locate)
+	if deps.ResultsPath != "" {
+		budget := seeders.RemountBudget{Marker: filepath.Join(filepath.Dir(deps.ResultsPath), RemountMarker)}
+		for i, b := range backends {
+			switch medium := b.Backend.(type) {
+			case seeders.FATBackend:
+				medium.Mounts = budget
+				backends[i].Backend = medium
+			case seeders.CmdlineBackend:
+				medium.Mounts = budget
+				backends[i].Backend = medium
+			}
+		}
+	}
 	return &Runner{Deps: deps, Backends: backends, Failed: failed}
 }
+
+// RemountMarker is the file, beside the results file, whose existence says
+// that this boot has made the boot medium writable once.
+const RemountMarker = "medium-remounted"
 
 func (r *Runner) logf(format string, args ...any) {
 	if r.Logf != nil {

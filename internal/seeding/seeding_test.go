@@ -381,3 +381,34 @@ func TestRunnerLogsFailuresAsWarnings(t *testing.T) {
 		t.Errorf("information %q, want the file backend's", info)
 	}
 }
+
+// The backends on the boot medium share one remount budget per boot,
+// marked beside the results file; without a results file there is none.
+func TestRunnerGivesTheMediumOneRemount(t *testing.T) {
+	c := config.Default().Seed
+	c.FAT.Enable, c.Cmdline.Enable = true, true
+	results := filepath.Join(t.TempDir(), "seeds.json")
+	want := seeders.RemountBudget{Marker: filepath.Join(filepath.Dir(results), RemountMarker)}
+	r := NewRunner(c, nil, Deps{Pool: fakePool(), ResultsPath: results})
+	budgets := 0
+	for _, b := range r.Backends {
+		var got seeders.Mounts
+		switch medium := b.Backend.(type) {
+		case seeders.FATBackend:
+			got = medium.Mounts
+		case seeders.CmdlineBackend:
+			got = medium.Mounts
+		}
+		if got == seeders.Mounts(want) {
+			budgets++
+		}
+	}
+	if budgets != 2 {
+		t.Errorf("%d of the FAT and command-line backends have the boot's remount budget, want both", budgets)
+	}
+	for _, b := range NewRunner(c, nil, Deps{Pool: fakePool()}).Backends {
+		if fat, ok := b.Backend.(seeders.FATBackend); ok && fat.Mounts != nil {
+			t.Errorf("FAT backend mounts %v without a results file, want the system's", fat.Mounts)
+		}
+	}
+}
