@@ -23,6 +23,7 @@ var debianPackages = map[string]string{
 	"sgdisk":                "gdisk",
 	"mkfs.vfat":             "dosfstools",
 	"mcopy":                 "mtools",
+	"mlabel":                "mtools",
 	"xz":                    "xz-utils",
 	"zstd":                  "zstd",
 	"debootstrap":           "debootstrap",

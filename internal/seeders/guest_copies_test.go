@@ -3,82 +3,26 @@
 package seeders
 
 import (
-	"context"
 	"flag"
-	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
-
-	"gitlab.tails.boum.org/tails/entropy-gate/internal/vmtest"
 )
-
-// buildGuestTests builds this package's tests as a static binary, the
-// lab guest's program.
-func buildGuestTests(ctx context.Context, t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "seeders.test")
-	build := exec.CommandContext(ctx, "go", "test", "-c", "-trimpath", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the test binary: %v: %s", err, out)
-	}
-	return bin
-}
 
 var copiesDisks = flag.String("copies-disks", "", "for TestGuestCopies in the QEMU lab: the stick, a blank disk with another serial, a blank disk without one, another stick")
 
-// TestLabCopies boots the real kernel with virtio disks that have serial
-// numbers, as USB sticks do, and runs TestGuestCopies there: issue 13's
-// copies, on real block devices and a real vfat.
-func TestLabCopies(t *testing.T) {
-	lab := vmtest.New(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	bin := buildGuestTests(ctx, t, dir)
-	var disks []vmtest.Disk
-	for i, serial := range []string{"STICK-A", "STICK-B", "", "STICK-C"} {
-		path := filepath.Join(dir, fmt.Sprintf("disk%d.img", i))
-		if i == 1 || i == 2 {
-			if err := os.WriteFile(path, nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Truncate(path, vmtest.MinStickSize); err != nil {
-				t.Fatal(err)
-			}
-		} else if _, err := vmtest.NewStick(ctx, path, vmtest.MinStickSize); err != nil {
-			t.Fatal(err)
-		}
-		disks = append(disks, vmtest.Disk{Path: path, Serial: serial})
-	}
-	res, err := lab.Boot(ctx, vmtest.Config{
-		Files:  map[string]string{"/bin/seeders.test": bin},
-		Disks:  disks,
-		Script: "run /bin/seeders.test -test.v -test.run ^TestGuestCopies$ -copies-disks /dev/vda,/dev/vdb,/dev/vdc,/dev/vdd",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	transcript := strings.Join(res.Output(1), "\n")
-	if code, err := res.ExitCode(1); err != nil || code != 0 || !strings.Contains(transcript, "--- PASS: TestGuestCopies (") {
-		t.Fatalf("TestGuestCopies failed in the guest (exit %d, %v):\n%s", code, err, transcript)
-	}
-}
-
-// TestGuestCopies runs in TestLabCopies's guest: a stick gets a sector
+// TestGuestCopies runs in the guest of internal/integration's
+// TestLabCopies: a stick gets a sector
 // and a FAT seed; it is copied byte for byte onto a disk with another
 // serial and onto one without a serial, and its seed file is copied onto
 // another stick's system partition. No copy is credited; the stick is.
 func TestGuestCopies(t *testing.T) {
 	if *copiesDisks == "" {
-		t.Skip("runs in the QEMU lab's guest: go test -run TestLabCopies")
+		t.Skip("runs in the QEMU lab's guest: go test -run TestLabCopies ./internal/integration")
 	}
 	d := strings.Split(*copiesDisks, ",")
 	stick, otherSerial, noSerial, otherStick := d[0], d[1], d[2], d[3]
