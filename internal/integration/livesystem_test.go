@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeders"
+	"gitlab.tails.boum.org/tails/entropy-gate/internal/seeding"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/vmtest"
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/vmtest/protocol"
 )
@@ -52,6 +54,7 @@ const (
 	liveStepStatus
 	liveStepSeedStatus
 	liveStepSectorHash
+	liveStepRuntimeFiles
 	liveStepExtra
 )
 
@@ -62,6 +65,7 @@ run /usr/bin/journalctl --boot --output=short-monotonic --no-pager
 -run /usr/sbin/entropy-gate status --json
 -run /usr/sbin/entropy-gate seed status --json
 -hash /dev/sda ` + strconv.Itoa(liveSeedOffset) + ` 512
+run /usr/bin/ls -1 /run/entropy-gate
 `
 
 // liveLab is the lab with the live system, prepared once per process.
@@ -295,6 +299,17 @@ func (b *liveBoot) seedLoad(t *testing.T, backend string) seeders.Result {
 	return seeders.Result{}
 }
 
+// remountedMedium says whether the boot made its one read-write remount
+// of the boot medium (the marker of seeding.RemountMarker).
+func (b *liveBoot) remountedMedium(t *testing.T) bool {
+	t.Helper()
+	files := b.Report.Output(liveStepRuntimeFiles)
+	if !slices.Contains(files, "seeds.json") {
+		t.Fatalf("/run/entropy-gate holds %q, not even the seed results", files)
+	}
+	return slices.Contains(files, seeding.RemountMarker)
+}
+
 // sessionSector is the hash of the seed sector once the boot finished.
 func (b *liveBoot) sessionSector(t *testing.T) string {
 	t.Helper()
@@ -456,7 +471,24 @@ func TestLiveSystemInstallerStick(t *testing.T) {
 		}
 		wantValidStick(t, stick)
 	})
+	t.Run("FAT seed: created with the one remount, then rewritten through the block device", func(t *testing.T) {
+		for i, b := range []*liveBoot{first, second} {
+			load := b.seedLoad(t, liveFATSeed)
+			if !load.Refreshed || load.CreditedBits != 0 {
+				t.Errorf("boot %d: FAT seed load %+v, want refreshed and not credited (live-boot mounts it world-readable)", i+1, load)
+			}
+		}
+		if first.seedLoad(t, liveFATSeed).Content != seeders.ContentEmpty || !first.remountedMedium(t) {
+			t.Error("first boot: the FAT seed file should be created, with the boot's one remount")
+		}
+		if second.seedLoad(t, liveFATSeed).Content != seeders.ContentRecord || second.remountedMedium(t) {
+			t.Error("second boot: the FAT seed should be rewritten in place, without remounting the system partition")
+		}
+	})
 }
+
+// liveFATSeed is the FAT seed backend of the live system's configuration.
+const liveFATSeed = "fat:/run/live/medium/live/entropy-gate.seed"
 
 // wantRepartitioned checks the stick from the host for what Tails' first
 // boot does: a new disk GUID, the backup header at the end of the stick,
