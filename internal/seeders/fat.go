@@ -16,8 +16,8 @@ const DefaultFATSeedFile = "live/entropy-gate.seed"
 // FATBackend keeps the seed in a file on the boot medium's FAT system
 // partition, where the installer can write the first one. Tails mounts
 // that partition read-only. Store overwrites the file's own sectors
-// through the block device without remounting (Store); only where that
-// cannot be done does it make the mount writable, for FileBackend's
+// through the block device without remounting; only where that cannot be
+// done (no file yet) does it make the mount writable, for FileBackend's
 // atomic replacement, and read-only again on every path out.
 //
 // Crediting follows FileBackend's rule: only a file that no other user can
@@ -124,8 +124,11 @@ func (f FATBackend) overwrite(file FileBackend, r Record) error {
 	if err != nil {
 		return err
 	}
+	if err := origin.stillHeld(); err != nil {
+		return err
+	}
 	if origin == nil || origin.held == nil {
-		return errNotThroughDevice // nothing to overwrite, or released: Store says which
+		return errNotThroughDevice // no file to overwrite: one is created
 	}
 	st, err := origin.held.Stat()
 	if err != nil {

@@ -301,3 +301,31 @@ func TestRemountBudget(t *testing.T) {
 		t.Fatalf("remounts %q, read-only now %t; want one read-write window, read-only at the end", m.calls(), m.medium.MountedReadOnly)
 	}
 }
+
+// A second Store of one load is refused (the file Load read was released
+// by the first) before anything is made writable.
+func TestFATStoreTwiceFromOneLoad(t *testing.T) {
+	b, m, _ := fatOnDir(t)
+	if res := (Seeder{Backend: b, Kernel: &FakeKernel{Initialized: true}}).Seed(); !res.Refreshed {
+		t.Fatalf("first Seed = %+v", res)
+	}
+	loaded, err := b.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loaded.Release()
+	next, err := NextRecord(&FakeKernel{Initialized: true}, Env{}, loaded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Store(next); err != nil {
+		t.Fatal(err)
+	}
+	before := m.calls()
+	if err := b.Store(next); !errors.Is(err, ErrChanged) {
+		t.Fatalf("second Store = %v, want ErrChanged", err)
+	}
+	if m.calls() != before {
+		t.Fatalf("remounts went from %q to %q for a refused store", before, m.calls())
+	}
+}

@@ -64,6 +64,15 @@ func (o *fileOrigin) release() {
 	}
 }
 
+// stillHeld fails with ErrChanged once the file Load read was released
+// (by an earlier Store): the path may name another file by now.
+func (o *fileOrigin) stillHeld() error {
+	if o != nil && o.released {
+		return fmt.Errorf("%s: %w: the file Load read was released", o.path, ErrChanged)
+	}
+	return nil
+}
+
 // Name identifies the backend in results and logs.
 func (f FileBackend) Name() string { return "file:" + f.Path }
 
@@ -177,8 +186,8 @@ func (f FileBackend) Store(r Record) error {
 	if err != nil {
 		return err
 	}
-	if origin != nil && origin.released {
-		return fmt.Errorf("%s: %w: the file Load read was released", f.Path, ErrChanged)
+	if err := origin.stillHeld(); err != nil {
+		return err
 	}
 	if origin != nil {
 		defer origin.release()
