@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -38,6 +39,9 @@ type Medium struct {
 	// MountedReadOnly: mounted read-only now, as Tails mounts its boot
 	// medium. A remount can change that.
 	MountedReadOnly bool
+	// FileSystemReadOnly: the file system itself is read-only, through
+	// every mount of it, so it writes nothing to its device.
+	FileSystemReadOnly bool
 	// Unwritable says why no remount can make the medium writable (an
 	// ISO 9660 or UDF file system, a read-only device), or is "".
 	Unwritable string
@@ -65,6 +69,7 @@ func (r SystemMounts) FindMedium(mountPoint string) (Medium, error) {
 		med := Medium{
 			MountPoint: m.MountPoint, FSType: m.FSType, Source: m.Source,
 			Major: m.Major, Minor: m.Minor, MountedReadOnly: m.readOnly(),
+			FileSystemReadOnly: slices.Contains(m.SuperOptions, "ro"),
 		}
 		med.Unwritable = r.unwritable(med)
 		return med, nil

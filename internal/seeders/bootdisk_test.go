@@ -135,6 +135,29 @@ func TestFindBootDisk(t *testing.T) {
 
 var errAny = errors.New("any error")
 
+// A read-only mount of a file system that is read-write elsewhere is
+// mounted read-only, but its file system may still write its device.
+func TestFindMediumReadOnly(t *testing.T) {
+	roots := fixtureRoots(t)
+	tests := []struct {
+		name                  string
+		mountPoint            string
+		mountedRO, fsReadOnly bool
+	}{
+		{name: "Tails' boot medium", mountPoint: "/run/live/medium", mountedRO: true, fsReadOnly: true},
+		{name: "read-only view of a read-write file system", mountPoint: "/media/ro-view", mountedRO: true},
+		{name: "read-write", mountPoint: "/boot/efi"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := roots.FindMedium(tt.mountPoint)
+			if err != nil || m.MountedReadOnly != tt.mountedRO || m.FileSystemReadOnly != tt.fsReadOnly {
+				t.Fatalf("FindMedium = %+v, %v; want mounted read-only %t, file system read-only %t", m, err, tt.mountedRO, tt.fsReadOnly)
+			}
+		})
+	}
+}
+
 // The reasons a medium can never be written, as FindMedium sees them for
 // media that are no disk partition too.
 func TestFindMediumUnwritable(t *testing.T) {

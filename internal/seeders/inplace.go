@@ -56,8 +56,8 @@ type blockWrite struct {
 // dropped so that the file system reads the new content.
 //
 // errNotThroughDevice, before any write, means this medium cannot be
-// written that way: mounted read-write (the file system may move the
-// blocks), no block device, no CAP_SYS_RAWIO, or a kernel that refuses
+// written that way: its file system read-write through any mount (it may
+// move the blocks or write them back), no block device, no CAP_SYS_RAWIO, or a kernel that refuses
 // writes to a mounted device.
 func rewriteThroughDevice(m Mounts, dir string, rewrites []fileRewrite) error {
 	unlock, err := lockMountPoint(dir)
@@ -72,7 +72,7 @@ func rewriteThroughDevice(m Mounts, dir string, rewrites []fileRewrite) error {
 	if med.Unwritable != "" {
 		return fmt.Errorf("%s: %w: %s", dir, ErrReadOnly, med.Unwritable)
 	}
-	if !med.MountedReadOnly || med.Major == 0 {
+	if !med.FileSystemReadOnly || med.Major == 0 {
 		return errNotThroughDevice
 	}
 	node, err := m.Device(med)

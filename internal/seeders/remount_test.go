@@ -21,6 +21,9 @@ type fakeMounts struct {
 	// onRemount runs at each remount, before it takes effect.
 	onRemount func(readOnly bool)
 	remounts  []string // "rw" or "ro", in order
+	// device is what Device returns; deviceAsked says it was called.
+	device      string
+	deviceAsked bool
 }
 
 // readOnlyMount is a writable medium mounted read-only, as Tails mounts
@@ -36,9 +39,13 @@ func (f *fakeMounts) Medium(dir string) (Medium, error) {
 	return m, nil
 }
 
-// Device has none: writes go through the file system.
+// Device is device, if set: writes go through the file system otherwise.
 func (f *fakeMounts) Device(Medium) (string, error) {
-	return "", errors.New("a fake mount table has no devices")
+	f.deviceAsked = true
+	if f.device == "" {
+		return "", errors.New("a fake mount table has no devices")
+	}
+	return f.device, nil
 }
 
 func (f *fakeMounts) Remount(_ string, readOnly bool) error {
