@@ -191,11 +191,10 @@ func (ll *liveLab) reaction(b *testing.B) (gate, poller time.Duration) {
 	// The kernel turns ready inside the ioctl, so both may wake before
 	// it returns: count from its start.
 	credit := event("credit bits=256")
-	took, err := time.ParseDuration(credit.Get("took"))
+	credited, err := credit.CreditStarted()
 	if err != nil {
 		b.Fatal(err)
 	}
-	credited := credit.Time - took
 	woke := event("ready polls=poll(2)").Time
 	ready := boot.at(b, liveGateUnit, "ActiveEnterTimestampMonotonic")
 	if woke < credited || ready < credited {
@@ -204,7 +203,6 @@ func (ll *liveLab) reaction(b *testing.B) (gate, poller time.Duration) {
 	return ready - credited, woke - credited
 }
 
-// copyStick copies a stick image, keeping it sparse.
 // benchBoot boots stick the way bb says and records its times.
 func (ll *liveLab) benchBoot(b *testing.B, stick string, bb *benchBoot) {
 	boot := ll.bootWith(b, vmtest.LiveConfig{
@@ -220,6 +218,7 @@ func (ll *liveLab) benchBoot(b *testing.B, stick string, bb *benchBoot) {
 	bb.stepTook = boot.find(b, "vmtest-step", "end").Time - boot.find(b, "vmtest-step", "begin").Time
 }
 
+// copyStick copies a stick image, keeping it sparse.
 func copyStick(src, dst string) error {
 	if out, err := exec.Command("cp", "--sparse=always", src, dst).CombinedOutput(); err != nil {
 		return fmt.Errorf("cp %s: %w: %s", src, err, out)

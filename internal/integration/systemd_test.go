@@ -265,11 +265,11 @@ WantedBy=multi-user.target
 		if !ok || err != nil {
 			t.Fatalf("credit journal entry %q: %v", journaled.Message, err)
 		}
-		took, err := time.ParseDuration(credit.Get("took"))
+		creditStart, err := credit.CreditStarted()
 		if err != nil {
-			t.Fatalf("credit event %v: %v", credit, err)
+			t.Fatal(err)
 		}
-		if creditStart := credit.Time - took; ready <= creditStart {
+		if ready <= creditStart {
 			t.Errorf("the gate's READY=1 at %v came before the credit at %v", ready, creditStart)
 		} else {
 			t.Logf("the gate sent READY=1 %v after the credit's ioctl began", ready-creditStart)

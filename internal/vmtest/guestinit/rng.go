@@ -41,7 +41,9 @@ func probe() (ready bool, entropyAvail string, err error) {
 }
 
 // credit hands bits/8 bytes to the kernel with RNDADDENTROPY, crediting
-// bits, and emits an event as soon as the ioctl returns.
+// bits, and emits an event as soon as the ioctl returns. The event carries
+// the ioctl's start: the kernel turns ready inside the ioctl, so a waiter
+// can wake, and its event be stamped, before this one is.
 func (g *guest) credit(step, bits int) error {
 	if bits <= 0 {
 		return errors.New("credit: bits must be positive")
@@ -59,14 +61,15 @@ func (g *guest) credit(step, bits int) error {
 		return fmt.Errorf("credit: %w", err)
 	}
 	defer f.Close()
-	start := time.Now()
+	started := monotonic()
 	_, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDADDENTROPY, uintptr(unsafe.Pointer(&req[0])))
-	took := time.Since(start)
+	took := monotonic() - started
 	runtime.KeepAlive(req)
 	if errno != 0 {
 		return fmt.Errorf("credit: RNDADDENTROPY: %w", errno)
 	}
-	g.emit(step, protocol.KindCredit, "bits", strconv.Itoa(bits), "bytes", strconv.Itoa(size), "took", took.String())
+	g.emit(step, protocol.KindCredit, "bits", strconv.Itoa(bits), "bytes", strconv.Itoa(size), "took", took.String(),
+		"started", strconv.FormatInt(int64(started), 10))
 	return nil
 }
 

@@ -23,7 +23,7 @@ const (
 	KindStdout = "stdout" // a line of a command's standard output: line [, name]
 	KindStderr = "stderr" // a line of a command's standard error: line [, name]
 	KindExit   = "exit"   // a command ended: code [, signal] [, name]
-	KindCredit = "credit" // RNDADDENTROPY returned: bits, bytes, took
+	KindCredit = "credit" // RNDADDENTROPY returned: bits, bytes, took, started (CLOCK_MONOTONIC, ns)
 	KindProbe  = "probe"  // readiness probe: ready, entropy_avail
 	KindReady  = "ready"  // waitready or pollready saw the CRNG ready: polls, entropy_avail
 	KindCat    = "cat"    // a line of a file: path, text
@@ -64,6 +64,17 @@ func (e Event) Lookup(key string) (string, bool) {
 func (e Event) Get(key string) string {
 	v, _ := e.Lookup(key)
 	return v
+}
+
+// CreditStarted returns when the ioctl of a credit event began. The kernel
+// turns ready inside it, so whatever reacts to the credit may be seen
+// before the event itself, never before this.
+func (e Event) CreditStarted() (time.Duration, error) {
+	ns, err := strconv.ParseInt(e.Get("started"), 10, 64)
+	if e.Kind != KindCredit || err != nil {
+		return 0, fmt.Errorf("not a credit event with its start: %v", e)
+	}
+	return time.Duration(ns), nil
 }
 
 // String renders the event for people: time in seconds, step, kind, fields.

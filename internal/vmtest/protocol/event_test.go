@@ -113,6 +113,29 @@ func TestEventLookup(t *testing.T) {
 	}
 }
 
+func TestCreditStarted(t *testing.T) {
+	credit := func(fields ...Field) Event { return Event{Time: 9e9, Kind: KindCredit, Fields: fields} }
+	tests := []struct {
+		name    string
+		event   Event
+		want    time.Duration
+		wantErr bool
+	}{
+		{name: "credit with its start", event: credit(Field{"took", "12ms"}, Field{"started", "8750000000"}), want: 8750 * time.Millisecond},
+		{name: "credit without its start", event: credit(Field{"took", "12ms"}), wantErr: true},
+		{name: "start that is no number", event: credit(Field{"started", "8.75s"}), wantErr: true},
+		{name: "another kind", event: Event{Kind: KindReady, Fields: []Field{{"started", "1"}}}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.event.CreditStarted()
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("CreditStarted() = %v, %v; want %v, error %t", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
 func FuzzParseLine(f *testing.F) {
 	f.Add(Format(Event{Time: 1, Step: 2, Kind: KindStdout, Fields: []Field{{"line", "x y"}}}))
 	f.Add("EGLAB 1 2 probe ready=true ~00000000")
