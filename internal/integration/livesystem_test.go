@@ -173,6 +173,14 @@ func (ll *liveLab) boot(t testing.TB, disk vmtest.Disk, texts map[string]string,
 	}})
 }
 
+// scenarioCPUs is how many virtual CPUs a scenario's live boot gets:
+// QEMU runs each on a host thread of its own (multi-threaded TCG) and the
+// lab runs one guest at a time, so the second lets systemd, Tor and the
+// gate start side by side, as on the multi-core computers Tails boots on,
+// and the scenarios take less of CI's time. The benchmarks keep one, as
+// the figures in docs/boot-entropy.md were measured (benchCPUs).
+const scenarioCPUs = 2
+
 // bootWith boots the live system with a whole configuration.
 func (ll *liveLab) bootWith(t testing.TB, cfg vmtest.LiveConfig) *liveBoot {
 	t.Helper()
@@ -190,6 +198,9 @@ func (ll *liveLab) tryBoot(t testing.TB, cfg vmtest.LiveConfig) (*liveBoot, erro
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
+	if cfg.CPUs == 0 {
+		cfg.CPUs = scenarioCPUs
+	}
 	res, err := ll.lab.BootLive(ctx, ll.live, cfg)
 	end := time.Now()
 	if res == nil {

@@ -74,6 +74,8 @@ type Config struct {
 	Append []string
 	// MemoryMB is the guest RAM; DefaultMemoryMB if zero.
 	MemoryMB int
+	// CPUs is the number of virtual CPUs; one if zero.
+	CPUs int
 	// Timeout bounds the boot, waiting for another boot not counted;
 	// DefaultTimeout if zero.
 	Timeout time.Duration
@@ -167,6 +169,7 @@ func qemuArgs(kernel, initrd string, cfg Config) []string {
 	args := []string{
 		"-nographic", "-no-reboot", "-nic", "none",
 		"-m", strconv.Itoa(mem),
+		"-smp", strconv.Itoa(max(cfg.CPUs, 1)),
 		"-cpu", cpu,
 		"-kernel", kernel,
 		"-initrd", initrd,
