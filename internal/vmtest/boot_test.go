@@ -20,14 +20,14 @@ func TestQemuArgs(t *testing.T) {
 		want []string
 	}{
 		{name: "defaults", cfg: Config{}, want: append(slices.Clone(base),
-			"-m", "512", "-cpu", "qemu64,-rdrand,-rdseed", "-kernel", "K", "-initrd", "I",
+			"-m", "512", "-smp", "1", "-cpu", "qemu64,-rdrand,-rdseed", "-kernel", "K", "-initrd", "I",
 			"-append", "console=ttyS0 random.trust_cpu=off random.trust_bootloader=off quiet panic=-1")},
 		{name: "everything", cfg: Config{
-			CPU: "max", MemoryMB: 1024, VirtioRNG: true,
+			CPU: "max", MemoryMB: 1024, CPUs: 2, VirtioRNG: true,
 			Append: []string{"random.trust_cpu=on", "entropy_gate.timeout=5s"},
 			Disks:  []Disk{{Path: "/tmp/ro.img", ReadOnly: true}, {Path: "/tmp/a,b.img", Serial: "STICK-1"}},
 		}, want: append(slices.Clone(base),
-			"-m", "1024", "-cpu", "max", "-kernel", "K", "-initrd", "I",
+			"-m", "1024", "-smp", "2", "-cpu", "max", "-kernel", "K", "-initrd", "I",
 			"-append", "console=ttyS0 random.trust_cpu=off random.trust_bootloader=off quiet panic=-1 random.trust_cpu=on entropy_gate.timeout=5s",
 			"-drive", "file=/tmp/ro.img,format=raw,if=none,id=disk0,readonly=on", "-device", "virtio-blk-pci,drive=disk0",
 			"-drive", "file=/tmp/a,,b.img,format=raw,if=none,id=disk1", "-device", "virtio-blk-pci,drive=disk1,serial=STICK-1",
@@ -36,7 +36,7 @@ func TestQemuArgs(t *testing.T) {
 			Disks:   []Disk{{Path: "/tmp/stick.img", USBSerial: "4C53,0001"}, {Path: "/tmp/tails.iso", CDROM: true}, {Path: "/tmp/ro.img", USBSerial: "X", ReadOnly: true}},
 			Monitor: "/tmp/mon.sock",
 		}, want: append(slices.Clone(base),
-			"-m", "512", "-cpu", "qemu64,-rdrand,-rdseed", "-kernel", "K", "-initrd", "I",
+			"-m", "512", "-smp", "1", "-cpu", "qemu64,-rdrand,-rdseed", "-kernel", "K", "-initrd", "I",
 			"-append", "console=ttyS0 random.trust_cpu=off random.trust_bootloader=off quiet panic=-1",
 			"-device", "qemu-xhci,id=xhci",
 			"-drive", "file=/tmp/stick.img,format=raw,if=none,id=disk0",
