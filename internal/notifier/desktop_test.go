@@ -158,17 +158,36 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
-// stopProcess ends cmd, and its whole process group if it has its own.
+// stopProcess ends cmd, and its whole process group if it has its own:
+// SIGTERM, then SIGKILL if it has not ended within stopGrace, as a process
+// whose main loop wedged never handles the first.
 func stopProcess(cmd *exec.Cmd) {
-	if cmd.ProcessState == nil {
+	if cmd == nil || cmd.Process == nil || cmd.ProcessState != nil {
+		return
+	}
+	signal := func(sig unix.Signal) {
 		if cmd.SysProcAttr != nil && cmd.SysProcAttr.Setpgid {
-			unix.Kill(-cmd.Process.Pid, unix.SIGTERM)
+			unix.Kill(-cmd.Process.Pid, sig)
 		} else {
-			cmd.Process.Signal(unix.SIGTERM)
+			cmd.Process.Signal(sig)
 		}
+	}
+	signal(unix.SIGTERM)
+	ended := make(chan struct{})
+	go func() {
 		cmd.Wait()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+	case <-time.After(stopGrace):
+		signal(unix.SIGKILL)
+		<-ended
 	}
 }
+
+// stopGrace is how long stopProcess waits after SIGTERM.
+const stopGrace = 10 * time.Second
 
 // env is the environment of the session's programs.
 func (d *desktop) env() []string {
