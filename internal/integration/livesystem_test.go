@@ -58,15 +58,21 @@ const (
 	liveStepExtra
 )
 
-var liveReport = `
+var liveReport = liveReportWith()
+
+// liveReportWith is the report of a live boot that also follows units.
+func liveReportWith(units ...string) string {
+	units = append([]string{liveSeedUnit, liveGateUnit, liveTorUnit, "sysinit.target", "multi-user.target"}, units...)
+	return `
 run /usr/bin/systemctl show --property=Id,ActiveState,Result,InactiveExitTimestampMonotonic,ActiveEnterTimestampMonotonic ` +
-	strings.Join([]string{liveSeedUnit, liveGateUnit, liveTorUnit, "sysinit.target", "multi-user.target"}, " ") + `
+		strings.Join(units, " ") + `
 run /usr/bin/journalctl --boot --output=short-monotonic --no-pager
 -run /usr/sbin/entropy-gate status --json
 -run /usr/sbin/entropy-gate seed status --json
 -hash /dev/sda ` + strconv.Itoa(liveSeedOffset) + ` 512
 run /usr/bin/ls -1 /run/entropy-gate
 `
+}
 
 // liveLab is the lab with the live system, prepared once per process.
 type liveLab struct {

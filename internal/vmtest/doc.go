@@ -62,7 +62,7 @@
 //	credit BITS                  RNDADDENTROPY on /dev/urandom: BITS credited, BITS/8 bytes
 //	probe                        readiness (zero-length getrandom GRND_NONBLOCK) and entropy_avail
 //	waitready [INTERVAL]         poll the probe (every 10ms by default) until ready
-//	pollready                    block in poll(2) on /dev/random until ready: the minimal waiter
+//	pollready                    block in poll(2) on /dev/random until ready, then READY=1 to $NOTIFY_SOCKET if set: the minimal waiter
 //	waitpath PATH TIMEOUT        wait until PATH exists, e.g. a USB disk's device node
 //	waitgone PATH TIMEOUT        wait until PATH is gone, e.g. a USB disk pulled out
 //	poweroff                     power off at once, stopping nothing (poweroff -f)

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/vmtest/protocol"
@@ -85,8 +86,10 @@ func fillTestBytes(b []byte) {
 }
 
 // pollReady blocks in poll(2) on /dev/random until the CRNG is
-// initialized (POLLIN, 5.6+), as the smallest possible waiter does, and
-// emits a ready event the moment it wakes.
+// initialized (POLLIN, 5.6+), as the smallest possible waiter does. The
+// moment it wakes it sends READY=1 when it runs as a systemd notify
+// service, as the gate does, so the two are timed the same way; then it
+// emits a ready event.
 func (g *guest) pollReady(step int) error {
 	f, err := os.Open("/dev/random")
 	if err != nil {
@@ -105,6 +108,9 @@ func (g *guest) pollReady(step int) error {
 		if fds[0].Revents&unix.POLLIN != 0 {
 			break
 		}
+	}
+	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+		return fmt.Errorf("pollready: notify: %w", err)
 	}
 	_, avail, err := probe()
 	if err != nil {

@@ -7,11 +7,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"gitlab.tails.boum.org/tails/entropy-gate/internal/vmtest/protocol"
 )
@@ -22,6 +24,14 @@ import (
 var maxRSS = regexp.MustCompile(` maxrss_kb=[0-9]+`)
 
 func TestSteps(t *testing.T) {
+	// pollready tells a notify socket it is ready, as a service would.
+	notify := filepath.Join(t.TempDir(), "notify")
+	listener, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notify, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close()
+	t.Setenv("NOTIFY_SOCKET", notify)
 	file := filepath.Join(t.TempDir(), "f")
 	script := fmt.Sprintf(`
 		write %[1]s "hello\nworld"
@@ -119,6 +129,11 @@ func TestSteps(t *testing.T) {
 	}
 	if got := byStep[18]; len(got) != 1 || !strings.HasPrefix(got[0], "ready polls=poll(2) entropy_avail=") {
 		t.Errorf("pollready events = %q", got)
+	}
+	listener.SetReadDeadline(time.Now().Add(time.Second))
+	buf := make([]byte, 64)
+	if n, err := listener.Read(buf); err != nil || string(buf[:n]) != "READY=1" {
+		t.Errorf("pollready told the notify socket %q, %v; want READY=1", buf[:n], err)
 	}
 	if got := byStep[19]; len(got) != 0 {
 		t.Errorf("waitgone of a missing file: events %q", got)
