@@ -34,6 +34,9 @@ type gnomeShell struct {
 	// system and shell are the shell's system bus and the shell under
 	// dbus-run-session.
 	system, shell *exec.Cmd
+	// unstick watches the shell's process group for a fork stuck before
+	// exec.
+	unstick *forkWatchdog
 	// owner runs the shell; nil when the test is not root.
 	owner *syscall.Credential
 }
@@ -80,9 +83,10 @@ func newGnomeShell(t *testing.T) *gnomeShell {
 	})
 	t.Cleanup(g.stop)
 
-	// A shell that does not finish starting (it has wedged on a loaded
-	// machine) is stopped and started once more: it is not what is under
-	// test, and its output says what it was doing.
+	// A shell that does not finish starting is stopped and started once
+	// more: it is not what is under test, and its output says what it was
+	// doing. (The one cause seen, a fork stuck before exec, is taken care
+	// of by the watchdog; see forkWatchdog.)
 	for attempt := 1; ; attempt++ {
 		err := g.start(env)
 		if err == nil {
@@ -115,13 +119,15 @@ func (g *gnomeShell) start(env []string) error {
 	writeFile(t, conf, fmt.Sprintf(busConfig, g.dir, "<standard_session_servicedirs/>"))
 	// The first line out is the session bus's address, then the shell's
 	// own output goes to its log. Its own process group, so that the
-	// services the bus starts for it stop with it.
+	// services the bus starts for it stop with it, and the watchdog
+	// knows its processes.
 	g.shell = exec.Command("dbus-run-session", "--config-file="+conf, "--",
 		"sh", "-c", `echo "$DBUS_SESSION_BUS_ADDRESS"; log=$1; shift; exec "$@" >"$log" 2>&1`, "sh", g.log,
 		"gnome-shell", "--headless", "--wayland", "--no-x11", "--virtual-monitor", "1024x768", "--unsafe-mode")
 	g.shell.Env = env
 	g.shell.SysProcAttr = &syscall.SysProcAttr{Credential: g.owner, Setpgid: true}
 	g.bus = g.startReadingLine(g.shell)
+	g.unstick = newForkWatchdog(g.shell.Process.Pid, "gnome-shell")
 	var err error
 	if g.conn, err = dbus.Connect(g.bus); err != nil {
 		return fmt.Errorf("connect to its bus: %w", err)
@@ -173,11 +179,18 @@ func (g *gnomeShell) within(timeout time.Duration, what string, try func() error
 	}
 }
 
-// stop ends the shell, its session bus and its system bus.
+// stop ends the shell, its session bus and its system bus, and says if
+// the watchdog had to unstick the shell.
 func (g *gnomeShell) stop() {
 	if g.conn != nil {
 		g.conn.Close()
 		g.conn = nil
+	}
+	if g.unstick != nil {
+		if n := g.unstick.stop(); n > 0 {
+			g.t.Logf("killed %d forked child(ren) of GNOME Shell stuck before exec", n)
+		}
+		g.unstick = nil
 	}
 	stopProcess(g.shell)
 	stopProcess(g.system)
