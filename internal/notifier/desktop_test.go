@@ -4,6 +4,7 @@ package notifier
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -217,10 +218,17 @@ func (d *desktop) stopDunst() {
 func (d *desktop) waitOwner(want bool) {
 	d.t.Helper()
 	waitFor(d.t, fmt.Sprintf("notification server present: %t", want), func() bool {
-		var has bool
-		err := d.conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, notificationsName).Store(&has)
+		has, err := d.hasNotificationServer()
 		return err == nil && has == want
 	})
+}
+
+// hasNotificationServer asks the bus whether the notification server's
+// name has an owner.
+func (d *desktop) hasNotificationServer() (bool, error) {
+	var has bool
+	err := d.conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, notificationsName).Store(&has)
+	return has, err
 }
 
 // dunstctl runs dunstctl and returns its output.
@@ -290,16 +298,28 @@ func artifactPath(t testing.TB, name string) string {
 // waitFor polls cond for up to ten seconds.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	waitWithin(t, 10*time.Second, what, cond)
+	err := pollUntil(10*time.Second, what, func() error {
+		if cond() {
+			return nil
+		}
+		return errors.New("not yet")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
-// waitWithin polls cond for up to timeout.
-func waitWithin(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
+// pollUntil retries try every 10 ms until it succeeds or timeout has
+// passed, and then returns its last error.
+func pollUntil(timeout time.Duration, what string, try func() error) error {
 	deadline := time.Now().Add(timeout)
-	for !cond() {
+	for {
+		err := try()
+		if err == nil {
+			return nil
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			return fmt.Errorf("timed out waiting for %s: %w", what, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

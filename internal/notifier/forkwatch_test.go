@@ -56,14 +56,20 @@ func newForkWatchdog(pgid int, comm string) *forkWatchdog {
 			case <-w.done:
 				return
 			case now := <-tick.C:
+				// Only forks still there are remembered, so a reused
+				// pid starts afresh.
+				stillThere := map[int]time.Time{}
 				for _, pid := range unexecedForks(pgid, comm) {
 					seen, ok := firstSeen[pid]
 					if !ok {
-						firstSeen[pid] = now
-					} else if now.Sub(seen) >= forkStuckAfter && unix.Kill(pid, unix.SIGKILL) == nil {
+						seen = now
+					}
+					stillThere[pid] = seen
+					if now.Sub(seen) >= forkStuckAfter && unix.Kill(pid, unix.SIGKILL) == nil {
 						w.killed++
 					}
 				}
+				firstSeen = stillThere
 			}
 		}
 	}()
@@ -77,12 +83,12 @@ func (w *forkWatchdog) stop() int {
 	return w.killed
 }
 
-// unexecedForks lists the processes of group pgid named comm whose parent
-// has the same name.
+// unexecedForks lists the live processes of group pgid named comm whose
+// parent has the same name. A zombie, one killed already, is not listed.
 func unexecedForks(pgid int, comm string) []int {
 	type proc struct {
-		comm       string
-		ppid, pgid int
+		comm, state string
+		ppid, pgid  int
 	}
 	procs := map[int]proc{}
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
@@ -91,37 +97,37 @@ func unexecedForks(pgid int, comm string) []int {
 		if err != nil {
 			continue // gone meanwhile
 		}
-		pid, c, ppid, group, ok := parseStat(string(b))
+		pid, c, state, ppid, group, ok := parseStat(string(b))
 		if ok {
-			procs[pid] = proc{c, ppid, group}
+			procs[pid] = proc{c, state, ppid, group}
 		}
 	}
 	var forks []int
 	for pid, p := range procs {
-		if p.pgid == pgid && p.comm == comm && procs[p.ppid].comm == comm {
+		if p.pgid == pgid && p.comm == comm && p.state != "Z" && procs[p.ppid].comm == comm {
 			forks = append(forks, pid)
 		}
 	}
 	return forks
 }
 
-// parseStat reads the pid, name, parent and process group from the text
+// parseStat reads the pid, name, state, parent and process group from the text
 // of /proc/PID/stat. The name is in parentheses and may hold spaces and
 // parentheses itself, so it ends at the last ')'.
-func parseStat(stat string) (pid int, comm string, ppid, pgid int, ok bool) {
+func parseStat(stat string) (pid int, comm, state string, ppid, pgid int, ok bool) {
 	open, end := strings.IndexByte(stat, '('), strings.LastIndexByte(stat, ')')
 	if open < 0 || end < open {
-		return 0, "", 0, 0, false
+		return 0, "", "", 0, 0, false
 	}
 	fields := strings.Fields(stat[end+1:]) // state ppid pgrp ...
 	if len(fields) < 3 {
-		return 0, "", 0, 0, false
+		return 0, "", "", 0, 0, false
 	}
 	var err1, err2, err3 error
 	pid, err1 = strconv.Atoi(strings.TrimSpace(stat[:open]))
 	ppid, err2 = strconv.Atoi(fields[1])
 	pgid, err3 = strconv.Atoi(fields[2])
-	return pid, stat[open+1 : end], ppid, pgid, err1 == nil && err2 == nil && err3 == nil
+	return pid, stat[open+1 : end], fields[0], ppid, pgid, err1 == nil && err2 == nil && err3 == nil
 }
 
 func TestParseStat(t *testing.T) {
@@ -129,20 +135,20 @@ func TestParseStat(t *testing.T) {
 		name            string
 		stat            string
 		pid, ppid, pgid int
-		comm            string
+		comm, state     string
 		ok              bool
 	}{
-		{name: "plain", stat: "4242 (gnome-shell) S 4200 4100 4100 0 -1 4194560", pid: 4242, comm: "gnome-shell", ppid: 4200, pgid: 4100, ok: true},
-		{name: "name with spaces and parentheses", stat: "7 (a (b) c) R 1 7 7 0", pid: 7, comm: "a (b) c", ppid: 1, pgid: 7, ok: true},
+		{name: "plain", stat: "4242 (gnome-shell) S 4200 4100 4100 0 -1 4194560", pid: 4242, comm: "gnome-shell", state: "S", ppid: 4200, pgid: 4100, ok: true},
+		{name: "name with spaces and parentheses", stat: "7 (a (b) c) R 1 7 7 0", pid: 7, comm: "a (b) c", state: "R", ppid: 1, pgid: 7, ok: true},
 		{name: "cut short", stat: "7 (sh) S 1", ok: false},
 		{name: "no name", stat: "7 sh S 1 7 7", ok: false},
 		{name: "pid not a number", stat: "x (sh) S 1 7 7", ok: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			pid, comm, ppid, pgid, ok := parseStat(tt.stat)
-			if ok != tt.ok || (ok && (pid != tt.pid || comm != tt.comm || ppid != tt.ppid || pgid != tt.pgid)) {
-				t.Errorf("parseStat(%q) = %d %q %d %d %t", tt.stat, pid, comm, ppid, pgid, ok)
+			pid, comm, state, ppid, pgid, ok := parseStat(tt.stat)
+			if ok != tt.ok || (ok && (pid != tt.pid || comm != tt.comm || state != tt.state || ppid != tt.ppid || pgid != tt.pgid)) {
+				t.Errorf("parseStat(%q) = %d %q %q %d %d %t", tt.stat, pid, comm, state, ppid, pgid, ok)
 			}
 		})
 	}

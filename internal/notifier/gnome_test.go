@@ -135,12 +135,11 @@ func (g *gnomeShell) start(env []string) error {
 
 	// Up when it answers (a few seconds, more on a busy machine), and it
 	// takes the notification server's name a moment later.
-	if err := g.within(time.Minute, "it to answer", func() error { return g.eval("true", nil) }); err != nil {
+	if err := pollUntil(time.Minute, "it to answer", func() error { return g.eval("true", nil) }); err != nil {
 		return err
 	}
-	if err := g.within(shellCallTimeout, "it to own "+notificationsName, func() error {
-		var has bool
-		if err := g.conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, notificationsName).Store(&has); err != nil || !has {
+	if err := pollUntil(shellCallTimeout, "it to own "+notificationsName, func() error {
+		if has, err := g.hasNotificationServer(); err != nil || !has {
 			return fmt.Errorf("owned %t: %v", has, err)
 		}
 		return nil
@@ -151,7 +150,7 @@ func (g *gnomeShell) start(env []string) error {
 	// as the desktop makes clearer screenshots.
 	const starting = `Main.layoutManager._startingUp ||
 		(Main.overview.hide(), !!(Main.overview.visible || Main.overview.animationInProgress))`
-	return g.within(shellCallTimeout, "its start and the overview to end", func() error {
+	return pollUntil(shellCallTimeout, "its start and the overview to end", func() error {
 		var busy bool
 		if err := g.eval(starting, &busy); err != nil {
 			return err
@@ -161,22 +160,6 @@ func (g *gnomeShell) start(env []string) error {
 		}
 		return nil
 	})
-}
-
-// within retries try until it succeeds or timeout has passed, and then
-// returns its last error.
-func (g *gnomeShell) within(timeout time.Duration, what string, try func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := try()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out waiting for %s: %w", what, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // stop ends the shell, its session bus and its system bus, and says if
